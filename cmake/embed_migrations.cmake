@@ -1,0 +1,17 @@
+# Embeds the numbered SQL migrations as a table of {version, name, sql}.
+# Usage: cmake -DOUT=file.c "-DFILES=a.sql;b.sql" -P embed_migrations.cmake
+set(body "/* Generated from server/store/migrations; do not edit. */\n#include \"store/migrate.h\"\n\n")
+set(table "const store_migration store_migrations[] = {\n")
+set(i 0)
+foreach(f ${FILES})
+  get_filename_component(name ${f} NAME)
+  string(REGEX MATCH "^[0-9]+" version ${name})
+  math(EXPR version "${version} + 0")
+  file(READ ${f} sql HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," sql "${sql}")
+  string(APPEND body "static const char m${i}[] = {${sql}0x00};\n")
+  string(APPEND table "  {${version}, \"${name}\", m${i}},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND table "};\nconst int store_migration_count = ${i};\n")
+file(WRITE ${OUT} "${body}\n${table}")

@@ -1,0 +1,47 @@
+/* The server's configuration: YAML (libyaml) with defaults, overridden by environment
+ * variables SAASODOO_<SECTION>_<KEY>. Described key by key in docs/configuration.md. */
+#ifndef SDO_CONFIG_H
+#define SDO_CONFIG_H
+
+#include <stddef.h>
+
+typedef struct sdo_config {
+    char *path; /* the file read, or NULL */
+    char *dir;  /* its folder, for relative paths */
+
+    char *grpc_listen;
+    int grpc_workers; /* resolved: never 0 after config_load */
+    int grpc_max_receive_message_bytes;
+    int grpc_shutdown_grace_seconds;
+
+    char *database_url;
+    int database_pool_size; /* resolved: never 0 after config_load */
+    int database_connect_timeout_seconds;
+
+    char *log_level;
+    char *log_format;
+
+    char *platform_data_dir;
+    char *platform_plans_file; /* resolved against dir */
+    char *platform_base_domain;
+    char *platform_default_odoo_version;
+
+    int tenants_deleted_id_retention_days;
+} sdo_config;
+
+/* Loads defaults, then the YAML file at path (skipped when path is NULL), then the
+ * environment. Returns 0, or -1 with a message naming file, line and key in err. On error the
+ * config is freed. */
+int config_load(sdo_config *cfg, const char *path, char *err, size_t errsz);
+
+/* Same, from YAML text; name is used in messages. */
+int config_load_string(sdo_config *cfg, const char *name, const char *yaml, char *err,
+                       size_t errsz);
+
+/* Frees every string the config owns. */
+void config_free(sdo_config *cfg);
+
+/* Prints the effective configuration (secrets in database.url masked) to stdout. */
+void config_print(const sdo_config *cfg);
+
+#endif

@@ -1,0 +1,271 @@
+/* Tenant records and their rules. */
+#include "tenants/tenants.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+
+static int failed(sdo_error *err)
+{
+    return -(int)(err->code ? err->code : SDO_INTERNAL);
+}
+
+/* Looks up a stored response: 1 replayed into *out, 0 none, < 0 error (INVALID_ARGUMENT when
+ * the id was used for a different request). */
+static int replay(store *st, PGconn *c, const request_key *rk,
+                  const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out, sdo_error *err)
+{
+    if (!rk || !rk->request_id || !rk->request_id[0])
+        return 0;
+    char method[160];
+    unsigned char hash[32];
+    unsigned char *resp = NULL;
+    size_t len = 0;
+    int found = store_request_lookup(st, c, rk->request_id, method, sizeof method, hash, &resp,
+                                     &len, err);
+    if (found <= 0)
+        return found;
+    int rc = 1;
+    if (strcmp(method, rk->method) != 0 || memcmp(hash, rk->hash, 32) != 0) {
+        sdo_fail_field(err, "request_id",
+                       "request_id '%s' was already used for a different request; use a new "
+                       "request_id for a new request",
+                       rk->request_id);
+        sdo_error_reason(err, "REQUEST_ID_REUSED");
+        rc = -SDO_INVALID_ARGUMENT;
+    } else {
+        *out = protobuf_c_message_unpack(desc, NULL, len, resp);
+        if (!*out)
+            rc = sdo_fail(err, SDO_INTERNAL, "the stored response of request_id '%s' is "
+                          "unreadable", rk->request_id);
+    }
+    free(resp);
+    return rc;
+}
+
+/* Saves the response of a request inside the caller's transaction: 1 saved, 0 taken. */
+static int remember(store *st, PGconn *c, const request_key *rk, const ProtobufCMessage *resp,
+                    sdo_error *err)
+{
+    if (!rk || !rk->request_id || !rk->request_id[0])
+        return 1;
+    size_t len = protobuf_c_message_get_packed_size(resp);
+    unsigned char *buf = sdo_malloc(len);
+    protobuf_c_message_pack(resp, buf);
+    int rc = store_request_save(st, c, rk->request_id, rk->method, rk->hash, buf, len, err);
+    free(buf);
+    return rc;
+}
+
+int tenants_create(store *st, const sdo_config *cfg, const tenant_create_input *in,
+                   const request_key *rk, Saasodoo__V1__Operation **out, sdo_error *err)
+{
+    Saasodoo__V1__Plan *plan = NULL;
+    Saasodoo__V1__Tenant *t = NULL;
+    Saasodoo__V1__Tenant *existing = NULL;
+    ProtobufCMessage *again = NULL;
+    int rc;
+
+    PGconn *c = store_acquire(st, err);
+    if (!c)
+        return failed(err);
+
+    rc = replay(st, c, rk, &saasodoo__v1__operation__descriptor, (ProtobufCMessage **)out, err);
+    if (rc != 0)
+        goto out;
+
+    rc = store_plan_get(st, c, in->plan_id, &plan, err);
+    if (rc == -SDO_NOT_FOUND) {
+        char *ids = store_plan_ids(st, c);
+        sdo_fail_field(err, "tenant.plan", "tenant.plan 'plans/%s' does not exist; choose one of: %s",
+                       in->plan_id, ids);
+        sdo_error_reason(err, "PLAN_UNKNOWN");
+        free(ids);
+        rc = -SDO_INVALID_ARGUMENT;
+    }
+    if (rc < 0)
+        goto out;
+
+    char url[512], opid[37], target[64];
+    snprintf(url, sizeof url, "http://%s.%s", in->tenant_id, cfg->platform_base_domain);
+    snprintf(target, sizeof target, "tenants/%s", in->tenant_id);
+    sdo_uuid4(opid);
+    tenant_row row = {
+        .id = in->tenant_id,
+        .display_name = in->display_name[0] ? in->display_name : in->tenant_id,
+        .owner = in->owner,
+        .plan_id = in->plan_id,
+        .state = "PROVISIONING",
+        .strategy = plan->database_strategy == SAASODOO__V1__DATABASE_STRATEGY__DEDICATED
+                        ? "DEDICATED"
+                        : "SHARED",
+        .url = url,
+        .odoo_version = in->odoo_version[0] ? in->odoo_version : cfg->platform_default_odoo_version,
+        .labels_json = in->labels_json,
+    };
+    op_row op = {
+        .id = opid,
+        .kind = "CREATE_TENANT",
+        .target = target,
+        .state = "PENDING",
+        .step = "waiting to start",
+        .requester = in->requester,
+        .request_id = rk && rk->request_id ? rk->request_id : "",
+    };
+
+    if ((rc = store_begin(st, c, err)) < 0)
+        goto out;
+    rc = store_tenant_insert(st, c, &row, &t, err);
+    if (rc == 0) {
+        store_rollback(c);
+        /* Either a concurrent retry of this very request won, or the id is taken. */
+        rc = replay(st, c, rk, &saasodoo__v1__operation__descriptor, (ProtobufCMessage **)out,
+                    err);
+        if (rc != 0)
+            goto out;
+        if (store_tenant_get(st, c, in->tenant_id, false, &existing, err) == 0 &&
+            existing->state == SAASODOO__V1__TENANT__STATE__DELETED)
+            sdo_fail(err, SDO_ALREADY_EXISTS,
+                     "tenant id '%s' belonged to a deleted tenant and cannot be taken again yet",
+                     in->tenant_id);
+        else
+            sdo_fail(err, SDO_ALREADY_EXISTS, "tenant 'tenants/%s' already exists; choose another "
+                     "tenant_id", in->tenant_id);
+        sdo_error_reason(err, "TENANT_ID_TAKEN");
+        rc = -SDO_ALREADY_EXISTS;
+        goto out;
+    }
+    if (rc < 0)
+        goto rollback;
+    rc = store_op_insert(st, c, &op, out, err);
+    if (rc < 0)
+        goto rollback;
+    rc = remember(st, c, rk, &(*out)->base, err);
+    if (rc == 0) {
+        /* The request id was taken meanwhile by a different request. */
+        store_rollback(c);
+        protobuf_c_message_free_unpacked(&(*out)->base, NULL);
+        *out = NULL;
+        rc = replay(st, c, rk, &saasodoo__v1__operation__descriptor, &again, err);
+        if (rc == 1) {
+            *out = (Saasodoo__V1__Operation *)again;
+            rc = 0;
+        } else if (rc == 0) {
+            rc = sdo_fail(err, SDO_ABORTED, "a concurrent request got in the way; retry");
+        }
+        goto out;
+    }
+    if (rc < 0)
+        goto rollback;
+    rc = store_commit(st, c, err);
+    if (rc == 0)
+        log_info("msg=\"tenant recorded\" tenant=%s plan=%s operation=%s", in->tenant_id,
+                 in->plan_id, opid);
+    goto out;
+
+rollback:
+    store_rollback(c);
+    if (*out) {
+        protobuf_c_message_free_unpacked(&(*out)->base, NULL);
+        *out = NULL;
+    }
+out:
+    if (rc == 1)
+        rc = 0; /* replayed */
+    store_release(st, c);
+    if (plan)
+        protobuf_c_message_free_unpacked(&plan->base, NULL);
+    if (t)
+        protobuf_c_message_free_unpacked(&t->base, NULL);
+    if (existing)
+        protobuf_c_message_free_unpacked(&existing->base, NULL);
+    return rc;
+}
+
+int tenants_get(store *st, const char *id, Saasodoo__V1__Tenant **out, sdo_error *err)
+{
+    PGconn *c = store_acquire(st, err);
+    if (!c)
+        return failed(err);
+    int rc = store_tenant_get(st, c, id, false, out, err);
+    store_release(st, c);
+    return rc;
+}
+
+int tenants_update(store *st, const char *id, const char *etag, const char *display_name,
+                   const char *labels_json, const request_key *rk, Saasodoo__V1__Tenant **out,
+                   sdo_error *err)
+{
+    Saasodoo__V1__Tenant *cur = NULL;
+    int64_t want = -1;
+    if (etag && etag[0]) {
+        want = tenant_etag_parse(etag);
+        if (want < 0)
+            return sdo_fail_field(err, "tenant.etag",
+                                  "tenant.etag '%.64s' is not an etag this server issued; leave "
+                                  "it empty or pass the etag from GetTenant", etag);
+    }
+    PGconn *c = store_acquire(st, err);
+    if (!c)
+        return failed(err);
+    int rc = replay(st, c, rk, &saasodoo__v1__tenant__descriptor, (ProtobufCMessage **)out, err);
+    if (rc != 0)
+        goto out;
+    if ((rc = store_begin(st, c, err)) < 0)
+        goto out;
+    if ((rc = store_tenant_get(st, c, id, true, &cur, err)) < 0)
+        goto rollback;
+    if (cur->state == SAASODOO__V1__TENANT__STATE__DELETED) {
+        rc = sdo_fail(err, SDO_FAILED_PRECONDITION,
+                      "tenant 'tenants/%s' is DELETED and can no longer be changed", id);
+        goto rollback;
+    }
+    if (want >= 0 && strcmp(cur->etag, etag) != 0) {
+        rc = sdo_fail(err, SDO_ABORTED,
+                      "tenant.etag '%s' is stale: tenant 'tenants/%s' changed since you read it "
+                      "(now '%s'); get it again and retry",
+                      etag, id, cur->etag);
+        goto rollback;
+    }
+    rc = store_tenant_update(st, c, id, want, display_name, labels_json, out, err);
+    if (rc == 0)
+        rc = sdo_fail(err, SDO_ABORTED, "tenant 'tenants/%s' changed meanwhile; retry", id);
+    if (rc < 0)
+        goto rollback;
+    rc = remember(st, c, rk, &(*out)->base, err);
+    if (rc == 0)
+        rc = sdo_fail(err, SDO_ABORTED, "request_id '%s' is being used by a concurrent request",
+                      rk->request_id);
+    if (rc < 0)
+        goto rollback;
+    rc = store_commit(st, c, err);
+    goto out;
+rollback:
+    store_rollback(c);
+    if (*out) {
+        protobuf_c_message_free_unpacked(&(*out)->base, NULL);
+        *out = NULL;
+    }
+out:
+    if (rc == 1)
+        rc = 0;
+    store_release(st, c);
+    if (cur)
+        protobuf_c_message_free_unpacked(&cur->base, NULL);
+    return rc;
+}
+
+int tenants_list(store *st, const tenant_query *q, Saasodoo__V1__Tenant ***out, size_t *n,
+                 int64_t *last_seq, bool *more, int *total, sdo_error *err)
+{
+    PGconn *c = store_acquire(st, err);
+    if (!c)
+        return failed(err);
+    int rc = store_tenant_list(st, c, q, out, n, last_seq, more, err);
+    if (rc == 0)
+        rc = store_tenant_count(st, c, q, total, err);
+    store_release(st, c);
+    return rc;
+}
