@@ -10,6 +10,7 @@
 #include "util/log.h"
 
 typedef struct watcher {
+    uint64_t id;
     rpc_stream *stream;
     char *service;
     struct watcher *next;
@@ -20,6 +21,7 @@ static bool health_serving;
 static bool health_closed;
 static watcher *health_watchers;
 static const rpc_registry *health_reg;
+static uint64_t health_next_id = 1;
 
 static bool service_known(const char *name)
 {
@@ -60,16 +62,17 @@ static void send_status(watcher *w)
     rpc_stream_send(w->stream, &out.base);
 }
 
-/* Removes w from the list if still there; returns true if this call removed it. */
-static bool unlink_watcher(watcher *w)
+/* Removes the watcher with this id if still there and returns it. */
+static watcher *unlink_watcher(uint64_t id)
 {
     for (watcher **pp = &health_watchers; *pp; pp = &(*pp)->next) {
-        if (*pp == w) {
+        if ((*pp)->id == id) {
+            watcher *w = *pp;
             *pp = w->next;
-            return true;
+            return w;
         }
     }
-    return false;
+    return NULL;
 }
 
 static void free_watcher(watcher *w)
@@ -82,11 +85,10 @@ static void free_watcher(watcher *w)
 static void watch_cancelled(rpc_stream *s, void *arg)
 {
     (void)s;
-    watcher *w = arg;
     pthread_mutex_lock(&health_mu);
-    bool mine = unlink_watcher(w);
+    watcher *w = unlink_watcher((uint64_t)(uintptr_t)arg);
     pthread_mutex_unlock(&health_mu);
-    if (mine)
+    if (w)
         free_watcher(w);
 }
 
@@ -99,10 +101,11 @@ static int health_watch(rpc_ctx *ctx, const ProtobufCMessage *req, rpc_stream *s
         return sdo_fail(&ctx->err, SDO_UNAVAILABLE, "the server is shutting down");
     }
     watcher *w = sdo_calloc(1, sizeof *w);
+    w->id = health_next_id++;
     w->stream = s;
     w->service = sdo_strdup(r->service);
     rpc_stream_ref(s);
-    rpc_stream_on_cancel(s, watch_cancelled, w);
+    rpc_stream_on_cancel(s, watch_cancelled, (void *)(uintptr_t)w->id);
     w->next = health_watchers;
     health_watchers = w;
     send_status(w);

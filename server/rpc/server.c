@@ -407,7 +407,10 @@ static void on_recv(rpc_call *c, int success)
     case RPC_UNARY:
         rc = m->unary(ctx, req, &resp);
         protobuf_c_message_free_unpacked(req, NULL);
-        if (rc == 0 && rpc_ctx_expired(ctx)) {
+        if (rpc_ctx_expired(ctx)) { /* the client has given up: say so, whatever happened */
+            if (resp)
+                protobuf_c_message_free_unpacked(resp, NULL);
+            resp = NULL;
             sdo_fail(&ctx->err, SDO_DEADLINE_EXCEEDED, "the deadline of %s expired", m->path);
             rc = -1;
         }

@@ -159,8 +159,7 @@ char *store_plan_ids(store *st, PGconn *c)
 #define TENANT_COLS                                                                                \
     "id, display_name, owner, plan_id, state, state_reason, database_strategy,"                   \
     " database_server, url, odoo_version,"                                                         \
-    " (SELECT coalesce(string_agg(key || '=' || value, ',' ORDER BY key), '')"                     \
-    "  FROM jsonb_each_text(labels)),"                                                             \
+    " labels::text,"                                                                                \
     " version, " US("create_time") ", " US("update_time") ", " US("delete_time") ", seq"
 
 void tenant_etag(int64_t version, char *out, size_t outsz)
@@ -177,29 +176,33 @@ int64_t tenant_etag_parse(const char *etag)
     return *end || v < 0 ? -1 : v;
 }
 
-/* Labels come back as "k=v,k=v": keys and values are validated not to hold '=' or ','. */
-static void labels_from_text(Saasodoo__V1__Tenant *t, const char *text)
+/* Labels come back as jsonb text, {"k": "v", ...}: keys and values are validated to hold
+ * no character JSON escapes, so the strings can be taken between quotes as they are. */
+static void labels_from_json(Saasodoo__V1__Tenant *t, const char *text)
 {
-    if (!*text)
-        return;
-    size_t n = 1;
+    size_t n = 0;
     for (const char *p = text; *p; p++)
-        n += *p == ',';
+        n += *p == ':';
+    if (n == 0)
+        return;
     t->labels = sdo_calloc(n, sizeof *t->labels);
-    char *copy = sdo_strdup(text);
-    char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(tok, '=');
-        if (!eq)
-            continue;
-        *eq = 0;
+    const char *p = text;
+    while (t->n_labels < n) {
+        const char *k = strchr(p, '"');
+        const char *ke = k ? strchr(k + 1, '"') : NULL;
+        const char *v = ke ? strchr(ke + 1, '"') : NULL;
+        const char *ve = v ? strchr(v + 1, '"') : NULL;
+        if (!ve)
+            break;
         Saasodoo__V1__Tenant__LabelsEntry *e = sdo_malloc(sizeof *e);
         saasodoo__v1__tenant__labels_entry__init(e);
-        e->key = sdo_strdup(tok);
-        e->value = sdo_strdup(eq + 1);
+        e->key = strndup(k + 1, (size_t)(ke - k - 1));
+        e->value = strndup(v + 1, (size_t)(ve - v - 1));
+        if (!e->key || !e->value)
+            abort();
         t->labels[t->n_labels++] = e;
+        p = ve + 1;
     }
-    free(copy);
 }
 
 static Saasodoo__V1__Tenant *tenant_from_row(const PGresult *r, int i)
@@ -218,7 +221,7 @@ static Saasodoo__V1__Tenant *tenant_from_row(const PGresult *r, int i)
     t->database_server = store_get_str(r, i, 7);
     t->url = store_get_str(r, i, 8);
     t->odoo_version = store_get_str(r, i, 9);
-    labels_from_text(t, PQgetvalue(r, i, 10));
+    labels_from_json(t, PQgetvalue(r, i, 10));
     char etag[32];
     tenant_etag(store_get_i64(r, i, 11), etag, sizeof etag);
     t->etag = sdo_strdup(etag);

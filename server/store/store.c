@@ -15,6 +15,8 @@
 typedef struct slot {
     PGconn *conn;
     bool busy;
+    uint64_t *prepared; /* hashes of the statements prepared on conn */
+    size_t nprepared, capprepared;
 } slot;
 
 struct store {
@@ -49,9 +51,11 @@ void store_free(store *st)
 {
     if (!st)
         return;
-    for (int i = 0; i < st->nslots; i++)
+    for (int i = 0; i < st->nslots; i++) {
         if (st->slots[i].conn)
             PQfinish(st->slots[i].conn);
+        free(st->slots[i].prepared);
+    }
     if (st->ping_conn)
         PQfinish(st->ping_conn);
     pthread_mutex_destroy(&st->mu);
@@ -81,6 +85,15 @@ static void first_line(const char *msg, char *out, size_t outsz)
         *nl = 0;
 }
 
+/* Server notices (e.g. "relation already exists, skipping") go to the debug log. */
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char line[256];
+    first_line(message, line, sizeof line);
+    log_debug("msg=\"database notice\" notice=\"%s\"", line);
+}
+
 PGconn *store_connect(const store *st, sdo_error *err)
 {
     char timeout[16];
@@ -91,13 +104,13 @@ PGconn *store_connect(const store *st, sdo_error *err)
     if (!c || PQstatus(c) != CONNECTION_OK) {
         char line[256];
         first_line(c ? PQerrorMessage(c) : "out of memory", line, sizeof line);
-        log_warn("msg=\"control-plane database unreachable\" error=\"%s\"", line);
         sdo_fail(err, SDO_UNAVAILABLE,
                  "the control-plane database is unreachable (%s); retry shortly", line);
         if (c)
             PQfinish(c);
         return NULL;
     }
+    PQsetNoticeProcessor(c, on_notice, NULL);
     return c;
 }
 
@@ -138,6 +151,8 @@ PGconn *store_acquire(store *st, sdo_error *err)
     if (!c)
         c = store_connect(st, err);
     pthread_mutex_lock(&st->mu);
+    if (st->slots[idx].conn != c)
+        st->slots[idx].nprepared = 0;
     st->slots[idx].conn = c;
     if (!c)
         st->slots[idx].busy = false;
@@ -159,6 +174,7 @@ void store_release(store *st, PGconn *c)
             if (PQstatus(c) != CONNECTION_OK) {
                 PQfinish(c);
                 st->slots[i].conn = NULL;
+                st->slots[i].nprepared = 0;
             }
             st->slots[i].busy = false;
             break;
@@ -168,28 +184,76 @@ void store_release(store *st, PGconn *c)
     pthread_mutex_unlock(&st->mu);
 }
 
-static PGresult *exec_once(PGconn *c, const char *sql, int n, const char *const *params,
-                           const int *lengths, const int *formats)
+/* The pool slot holding c, or NULL for a standalone connection. Only the thread that
+ * borrowed c touches its slot's statement list, so no lock is needed past the lookup. */
+static slot *slot_of(store *st, PGconn *c)
 {
-    return PQexecParams(c, sql, n, NULL, params, lengths, formats, 0);
+    for (int i = 0; i < st->nslots; i++)
+        if (st->slots[i].conn == c)
+            return &st->slots[i];
+    return NULL;
+}
+
+static uint64_t sql_hash(const char *sql)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
+/* Runs sql as a named prepared statement on pooled connections (prepared on first use per
+ * connection: parsing and planning once saves most of a short query's cost), or with
+ * PQexecParams on standalone ones. */
+static PGresult *exec_once(store *st, PGconn *c, const char *sql, int n,
+                           const char *const *params, const int *lengths, const int *formats)
+{
+    slot *sl = slot_of(st, c);
+    if (!sl)
+        return PQexecParams(c, sql, n, NULL, params, lengths, formats, 0);
+    uint64_t h = sql_hash(sql);
+    char name[24];
+    snprintf(name, sizeof name, "s%016llx", (unsigned long long)h);
+    bool have = false;
+    for (size_t i = 0; i < sl->nprepared && !have; i++)
+        have = sl->prepared[i] == h;
+    if (!have) {
+        PGresult *pr = PQprepare(c, name, sql, n, NULL);
+        if (PQresultStatus(pr) != PGRES_COMMAND_OK)
+            return pr; /* the error travels like any other */
+        PQclear(pr);
+        if (sl->nprepared == sl->capprepared) {
+            size_t cap = sl->capprepared ? sl->capprepared * 2 : 32;
+            uint64_t *np = realloc(sl->prepared, cap * sizeof *np);
+            if (np) {
+                sl->prepared = np;
+                sl->capprepared = cap;
+            }
+        }
+        if (sl->nprepared < sl->capprepared)
+            sl->prepared[sl->nprepared++] = h;
+    }
+    return PQexecPrepared(c, name, n, params, lengths, formats, 0);
 }
 
 PGresult *store_exec_bin(store *st, PGconn *c, const char *sql, int nparams,
                          const char *const *params, const int *lengths, const int *formats,
                          sdo_error *err, char *sqlstate)
 {
-    (void)st;
     bool idle = PQtransactionStatus(c) == PQTRANS_IDLE;
-    PGresult *r = exec_once(c, sql, nparams, params, lengths, formats);
+    PGresult *r = exec_once(st, c, sql, nparams, params, lengths, formats);
     ExecStatusType s = PQresultStatus(r);
     if ((s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) && idle &&
         PQstatus(c) == CONNECTION_BAD) {
         /* The server restarted since this connection was last used: reconnect once. */
         PQclear(r);
         PQreset(c);
+        slot *sl = slot_of(st, c);
+        if (sl)
+            sl->nprepared = 0; /* a new session has no prepared statements */
         if (PQstatus(c) == CONNECTION_OK) {
             log_info("msg=\"reconnected to the control-plane database\"");
-            r = exec_once(c, sql, nparams, params, lengths, formats);
+            r = exec_once(st, c, sql, nparams, params, lengths, formats);
             s = PQresultStatus(r);
         } else {
             r = NULL;

@@ -1,11 +1,11 @@
 /* Logging: one line per event to stderr, in key=value text or JSON. */
 #include "util/log.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 log_level log_min_level = LOG_INFO;
 static int log_json;
@@ -44,16 +44,19 @@ void log_write(log_level level, const char *fmt, ...)
 
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
-    size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ts + n, sizeof ts - n, ".%03dZ", (int)(tv.tv_usec / 1000));
+    size_t tl = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + tl, sizeof ts - tl, ".%03dZ", (int)(tv.tv_usec / 1000));
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
 
+    /* Each line leaves in one write(2), so lines from several threads never interleave. */
+    char line[4400];
+    int n;
     if (!log_json) {
-        fprintf(stderr, "ts=%s level=%s %s\n", ts, level_names[level], msg);
-        return;
+        n = snprintf(line, sizeof line, "ts=%s level=%s %s\n", ts, level_names[level], msg);
+        goto emit;
     }
     /* JSON: the formatted key=value text goes into "msg", escaped. */
     char esc[4200];
@@ -70,6 +73,15 @@ void log_write(log_level level, const char *fmt, ...)
         }
     }
     esc[j] = 0;
-    fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}\n", ts, level_names[level],
-            esc);
+    n = snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}\n", ts,
+                 level_names[level], esc);
+emit:
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof line) {
+        n = (int)sizeof line;
+        line[n - 1] = '\n';
+    }
+    ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+    (void)w;
 }
