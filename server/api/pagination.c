@@ -1,7 +1,9 @@
 /* Page tokens: base64url of a version byte, the 8-byte sort key and the first 8 bytes of
- * SHA-256(scope), so a token only works with the filter it was made for. */
+ * SHA-256(scope, key), so a token only works with the filter it was made for and a changed
+ * key is noticed. */
 #include "api/pagination.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define TOKEN_VERSION 0x51
@@ -22,7 +24,12 @@ static void pack(int64_t key, const char *scope, unsigned char raw[17])
     raw[0] = TOKEN_VERSION;
     for (int i = 0; i < 8; i++)
         raw[1 + i] = (unsigned char)((uint64_t)key >> (56 - 8 * i));
-    sdo_sha256(scope, strlen(scope), digest);
+    size_t sl = strlen(scope);
+    unsigned char *buf = sdo_malloc(sl + 8);
+    memcpy(buf, scope, sl);
+    memcpy(buf + sl, raw + 1, 8);
+    sdo_sha256(buf, sl + 8, digest);
+    free(buf);
     memcpy(raw + 9, digest, 8);
 }
 
@@ -51,8 +58,9 @@ int page_token_decode(const char *token, const char *scope, int64_t *key, sdo_er
     pack((int64_t)k, scope, want);
     if (memcmp(raw + 9, want + 9, 8) != 0)
         return sdo_fail_field(err, "page_token",
-                              "page_token was issued for a different filter; repeat the request "
-                              "with the same filter or start without a page_token");
+                              "page_token does not belong to this request: it was issued for a "
+                              "different filter or altered; repeat the request with the same "
+                              "filter or start without a page_token");
     if ((int64_t)k < 0)
         return sdo_fail_field(err, "page_token", "page_token is not valid");
     *key = (int64_t)k;

@@ -174,9 +174,14 @@ static int cfg_parse(sdo_config *cfg, const char *name, yaml_parser_t *p, char *
             want_key = 1;
             break;
         case YAML_SEQUENCE_START_EVENT:
-            errf(err, errsz, "%s:%zu: %s%s%s: expected %s, not a list", name, line, section,
-                 depth == 2 ? "." : "", depth == 2 ? key : "",
-                 depth == 2 ? "a single value" : "a mapping");
+            if (depth == 2)
+                errf(err, errsz, "%s:%zu: %s.%s: expected a single value, not a list", name,
+                     line, section, key);
+            else if (depth == 1)
+                errf(err, errsz, "%s:%zu: %s: expected a mapping of keys, not a list", name,
+                     line, section);
+            else
+                errf(err, errsz, "%s:%zu: expected a mapping of sections, not a list", name, line);
             goto out;
         case YAML_ALIAS_EVENT:
             errf(err, errsz, "%s:%zu: aliases are not supported", name, line);

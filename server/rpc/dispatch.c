@@ -96,19 +96,23 @@ void rpc_registry_intercept(rpc_registry *r, const rpc_interceptor *ic)
 
 void rpc_registry_seal(rpc_registry *r)
 {
-    qsort(r->methods, r->n, sizeof *r->methods, cmp_method);
+    if (r->n)
+        qsort(r->methods, r->n, sizeof *r->methods, cmp_method);
     r->sealed = true;
 }
 
 const rpc_method *rpc_registry_find(const rpc_registry *r, const char *path, size_t len)
 {
+    /* The path comes from the wire: it may hold NUL bytes and need not end at len. */
+    if (len == 0 || len >= sizeof r->methods[0].path || memchr(path, 0, len))
+        return NULL;
+    char key[sizeof r->methods[0].path];
+    memcpy(key, path, len);
+    key[len] = 0;
     size_t lo = 0, hi = r->n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        const char *p = r->methods[mid].path;
-        int c = strncmp(p, path, len);
-        if (c == 0 && p[len] != 0)
-            c = 1;
+        int c = strcmp(r->methods[mid].path, key);
         if (c == 0)
             return &r->methods[mid];
         if (c < 0)

@@ -367,7 +367,8 @@ static const rpc_handler v1_handlers[] = {
 
 int rpc_reflection_register(rpc_registry *reg, const unsigned char *set, size_t len)
 {
-    if (index_set(set, len) < 0)
+    /* The index is built once per process; later registries share it. */
+    if (!R.files && index_set(set, len) < 0)
         return -1;
     R.reg = reg;
     if (rpc_registry_add(reg, &grpc__reflection__v1__server_reflection__descriptor,

@@ -94,19 +94,27 @@ int label_validate(const char *key, const char *value, sdo_error *err)
     return 0;
 }
 
+/* Reads 1-2 decimal digits; returns the count read. */
+static int digits(const char *p, int *out)
+{
+    int n = 0, v = 0;
+    while (n < 3 && p[n] >= '0' && p[n] <= '9')
+        v = v * 10 + (p[n++] - '0');
+    *out = v;
+    return n >= 1 && n <= 2 ? n : 0;
+}
+
 bool odoo_version_ok(const char *v)
 {
-    size_t n = strlen(v);
-    if (n < 3 || n > 16)
+    int major, minor;
+    bool saas = strncmp(v, "saas~", 5) == 0;
+    const char *p = saas ? v + 5 : v;
+    int n = digits(p, &major);
+    if (!n || major < 8 || p[n] != '.')
         return false;
-    const char *p = v;
-    if (strncmp(p, "saas~", 5) == 0)
-        p += 5;
-    char *end;
-    long major = strtol(p, &end, 10);
-    if (end == p || *end != '.' || major < 8 || major > 99)
+    p += n + 1;
+    n = digits(p, &minor);
+    if (!n || p[n] != 0)
         return false;
-    p = end + 1;
-    long minor = strtol(p, &end, 10);
-    return end != p && *end == 0 && minor >= 0 && minor < 100;
+    return saas || (minor == 0 && n == 1);
 }
