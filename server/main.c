@@ -114,8 +114,8 @@ int main(int argc, char **argv)
 
     int rc = 1;
     grpc_init();
-    store *st = store_new(cfg.database_url, cfg.database_pool_size,
-                          cfg.database_connect_timeout_seconds);
+    store *st =
+        store_new(cfg.database_url, cfg.database_pool_size, cfg.database_connect_timeout_seconds);
     op_watch *watch = NULL;
     rpc_registry *reg = NULL;
     rpc_server *srv = NULL;

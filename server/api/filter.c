@@ -13,7 +13,8 @@ static void skip_ws(const char **p)
 
 static int bad(sdo_error *err, const char *text, const char *p, const char *what)
 {
-    return sdo_fail_field(err, "filter", "filter is not valid at position %d: %s (expected "
+    return sdo_fail_field(err, "filter",
+                          "filter is not valid at position %d: %s (expected "
                           "field = value joined by AND, e.g. state = ACTIVE AND plan = "
                           "\"plans/basic\")",
                           (int)(p - text) + 1, what);
@@ -23,8 +24,7 @@ int filter_parse(const char *text, const char *const *allowed, filter_expr *out,
 {
     memset(out, 0, sizeof *out);
     if (strlen(text) > FILTER_MAX_LEN)
-        return sdo_fail_field(err, "filter", "filter is longer than %d characters",
-                              FILTER_MAX_LEN);
+        return sdo_fail_field(err, "filter", "filter is longer than %d characters", FILTER_MAX_LEN);
     const char *p = text;
     skip_ws(&p);
     if (!*p)

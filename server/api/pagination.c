@@ -13,8 +13,9 @@ int page_size_resolve(int32_t requested, int *out, sdo_error *err)
     if (requested < 0)
         return sdo_fail_field(err, "page_size", "page_size %d must not be negative (0 means %d)",
                               requested, PAGE_SIZE_DEFAULT);
-    *out = requested == 0 ? PAGE_SIZE_DEFAULT
-                          : requested > PAGE_SIZE_MAX ? PAGE_SIZE_MAX : (int)requested;
+    *out = requested == 0              ? PAGE_SIZE_DEFAULT
+           : requested > PAGE_SIZE_MAX ? PAGE_SIZE_MAX
+                                       : (int)requested;
     return 0;
 }
 
@@ -47,8 +48,8 @@ int page_token_decode(const char *token, const char *scope, int64_t *key, sdo_er
     if (!token[0])
         return 0;
     unsigned char raw[24], want[17];
-    if (strlen(token) > PAGE_TOKEN_MAX ||
-        sdo_b64url_decode(token, raw, sizeof raw) != 17 || raw[0] != TOKEN_VERSION)
+    if (strlen(token) > PAGE_TOKEN_MAX || sdo_b64url_decode(token, raw, sizeof raw) != 17 ||
+        raw[0] != TOKEN_VERSION)
         return sdo_fail_field(err, "page_token",
                               "page_token is not valid: pass the next_page_token of the previous "
                               "response unchanged");

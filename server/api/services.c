@@ -27,8 +27,7 @@ rpc_registry *api_registry_new(void)
     rpc_registry_intercept(r, &rpc_request_id_interceptor);
     rpc_registry_intercept(r, &rpc_access_log_interceptor);
     if (rpc_registry_add(r, &saasodoo__v1__tenant_service__descriptor, tenant_handlers) < 0 ||
-        rpc_registry_add(r, &saasodoo__v1__operation_service__descriptor, operation_handlers) <
-            0 ||
+        rpc_registry_add(r, &saasodoo__v1__operation_service__descriptor, operation_handlers) < 0 ||
         rpc_registry_add(r, &saasodoo__v1__backup_service__descriptor, none) < 0 ||
         rpc_registry_add(r, &saasodoo__v1__billing_service__descriptor, none) < 0 ||
         rpc_registry_add(r, &saasodoo__v1__monitoring_service__descriptor, none) < 0 ||
@@ -46,8 +45,8 @@ rpc_registry *api_registry_new(void)
 void api_request_hash(const ProtobufCMessage *req, unsigned char out[32])
 {
     const ProtobufCMessageDescriptor *d = req->descriptor;
-    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d,
-                                                                                       "request_id");
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(d, "request_id");
     /* a shallow copy with request_id cleared; nothing in it is freed */
     unsigned char copy[512];
     const ProtobufCMessage *m = req;

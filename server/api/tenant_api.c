@@ -19,8 +19,8 @@ static int display_name_check(const char *s, const char *field, sdo_error *err)
 {
     size_t n = strlen(s);
     if (n > DISPLAY_NAME_MAX)
-        return sdo_fail_field(err, field, "%s is %zu bytes long; at most %d are allowed", field,
-                              n, DISPLAY_NAME_MAX);
+        return sdo_fail_field(err, field, "%s is %zu bytes long; at most %d are allowed", field, n,
+                              DISPLAY_NAME_MAX);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
         if (*p < 0x20 || *p == 0x7f)
             return sdo_fail_field(err, field, "%s must not contain control characters", field);

@@ -40,8 +40,8 @@ static const cfg_key cfg_keys[] = {
     {"database", "url", CFG_STRING, OFF(database_url), 0, 0,
      "host=/var/lib/saasodoo/run port=5544 dbname=saasodoo user=postgres", NULL},
     {"database", "pool_size", CFG_INT, OFF(database_pool_size), 0, 1000, "0", NULL},
-    {"database", "connect_timeout_seconds", CFG_INT, OFF(database_connect_timeout_seconds), 1,
-     600, "5", NULL},
+    {"database", "connect_timeout_seconds", CFG_INT, OFF(database_connect_timeout_seconds), 1, 600,
+     "5", NULL},
     {"log", "level", CFG_STRING, OFF(log_level), 0, 0, "info", "debug|info|warn|error"},
     {"log", "format", CFG_STRING, OFF(log_format), 0, 0, "text", "text|json"},
     {"platform", "data_dir", CFG_STRING, OFF(platform_data_dir), 0, 0, "/var/lib/saasodoo", NULL},
@@ -65,8 +65,8 @@ static void errf(char *err, size_t errsz, const char *fmt, ...)
 }
 
 /* Sets one key from text; where says where the text came from (for messages). */
-static int cfg_set(sdo_config *cfg, const cfg_key *k, const char *val, const char *where,
-                   char *err, size_t errsz)
+static int cfg_set(sdo_config *cfg, const cfg_key *k, const char *val, const char *where, char *err,
+                   size_t errsz)
 {
     char *slot = (char *)cfg + k->offset;
     if (k->type == CFG_INT) {
@@ -175,11 +175,11 @@ static int cfg_parse(sdo_config *cfg, const char *name, yaml_parser_t *p, char *
             break;
         case YAML_SEQUENCE_START_EVENT:
             if (depth == 2)
-                errf(err, errsz, "%s:%zu: %s.%s: expected a single value, not a list", name,
-                     line, section, key);
+                errf(err, errsz, "%s:%zu: %s.%s: expected a single value, not a list", name, line,
+                     section, key);
             else if (depth == 1)
-                errf(err, errsz, "%s:%zu: %s: expected a mapping of keys, not a list", name,
-                     line, section);
+                errf(err, errsz, "%s:%zu: %s: expected a mapping of keys, not a list", name, line,
+                     section);
             else
                 errf(err, errsz, "%s:%zu: expected a mapping of sections, not a list", name, line);
             goto out;
@@ -279,8 +279,7 @@ static int cfg_finish(sdo_config *cfg, char *err, size_t errsz)
     return 0;
 }
 
-int config_load_string(sdo_config *cfg, const char *name, const char *yaml, char *err,
-                       size_t errsz)
+int config_load_string(sdo_config *cfg, const char *name, const char *yaml, char *err, size_t errsz)
 {
     yaml_parser_t p;
     if (cfg_defaults(cfg, err, errsz) < 0)

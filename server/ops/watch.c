@@ -112,7 +112,7 @@ static void refresh(op_watch *w, const char *op_id)
 static void refresh_all(op_watch *w)
 {
     /* copy the distinct ids first: refresh takes the lock itself */
-    char (*ids)[37] = NULL;
+    char(*ids)[37] = NULL;
     size_t n = 0, cap = 0;
     pthread_mutex_lock(&w->mu);
     for (sub *s = w->subs; s; s = s->next) {

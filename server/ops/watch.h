@@ -29,7 +29,6 @@ void op_watch_close(op_watch *w);
 /* Closes (as above), stops the thread and frees the hub. */
 void op_watch_stop(op_watch *w);
 
-
 /* A fresh subscription id (never 0), to arrange cancellation before subscribing. */
 uint64_t op_watch_next_id(op_watch *w);
 

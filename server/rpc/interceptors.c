@@ -31,9 +31,8 @@ const rpc_interceptor rpc_request_id_interceptor = {"request_id", request_id_bef
 
 static void access_log_after(rpc_ctx *ctx, int code, int64_t duration_us)
 {
-    log_level lvl = code == SDO_INTERNAL || code == SDO_UNKNOWN || code == SDO_DATA_LOSS
-                        ? LOG_ERROR
-                        : LOG_INFO;
+    log_level lvl =
+        code == SDO_INTERNAL || code == SDO_UNKNOWN || code == SDO_DATA_LOSS ? LOG_ERROR : LOG_INFO;
     LOGF(lvl, "rpc method=%s status=%s duration_ms=%.3f request_id=%s peer=%s%s%s", ctx->path,
          sdo_status_name(code), (double)duration_us / 1000.0, ctx->request_id, ctx->peer,
          ctx->principal[0] ? " principal=" : "", ctx->principal);

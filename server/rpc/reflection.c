@@ -247,8 +247,8 @@ static int reflect(rpc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage *
     size_t qlen = protobuf_c_message_get_packed_size(req);
     uint8_t *qbuf = sdo_malloc(qlen);
     protobuf_c_message_pack(req, qbuf);
-    r->original_request = grpc__reflection__v1alpha__server_reflection_request__unpack(NULL, qlen,
-                                                                                       qbuf);
+    r->original_request =
+        grpc__reflection__v1alpha__server_reflection_request__unpack(NULL, qlen, qbuf);
     free(qbuf);
 
     switch (q->message_request_case) {
@@ -348,8 +348,8 @@ static int reflect_v1(rpc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessag
     buf = sdo_malloc(len);
     protobuf_c_message_pack(out, buf);
     protobuf_c_message_free_unpacked(out, NULL);
-    *resp = protobuf_c_message_unpack(
-        &grpc__reflection__v1__server_reflection_response__descriptor, NULL, len, buf);
+    *resp = protobuf_c_message_unpack(&grpc__reflection__v1__server_reflection_response__descriptor,
+                                      NULL, len, buf);
     free(buf);
     if (!*resp)
         return sdo_fail(&ctx->err, SDO_INTERNAL, "reflection response could not be translated");
@@ -371,8 +371,8 @@ int rpc_reflection_register(rpc_registry *reg, const unsigned char *set, size_t 
     if (!R.files && index_set(set, len) < 0)
         return -1;
     R.reg = reg;
-    if (rpc_registry_add(reg, &grpc__reflection__v1__server_reflection__descriptor,
-                         v1_handlers) < 0)
+    if (rpc_registry_add(reg, &grpc__reflection__v1__server_reflection__descriptor, v1_handlers) <
+        0)
         return -1;
     return rpc_registry_add(reg, &grpc__reflection__v1alpha__server_reflection__descriptor,
                             v1alpha_handlers);

@@ -21,10 +21,10 @@ typedef struct rpc_ctx {
     char peer[96];
     gpr_timespec deadline;
     int64_t start_us;
-    sdo_error err;            /* set by a failing handler or interceptor */
-    grpc_metadata_array *md;  /* request metadata; valid until the call ends */
-    void *app;                /* application state given to rpc_server_new (borrowed) */
-    char principal[128];      /* who is calling, once known; "" when anonymous */
+    sdo_error err;           /* set by a failing handler or interceptor */
+    grpc_metadata_array *md; /* request metadata; valid until the call ends */
+    void *app;               /* application state given to rpc_server_new (borrowed) */
+    char principal[128];     /* who is calling, once known; "" when anonymous */
 } rpc_ctx;
 
 /* Unary handler: on success sets *resp (allocated so that protobuf_c_message_free_unpacked

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "rpc/status.h"
+#include "rpc/wirecheck.h"
 #include "util/log.h"
 
 #define SLOTS_PER_WORKER 8
@@ -167,8 +168,8 @@ static void start_batch(rpc_call *c, const grpc_op *ops, size_t n, call_tag *tag
     grpc_call_error e = grpc_call_start_batch(c->call, ops, n, tag, NULL);
     if (e != GRPC_CALL_OK) {
         /* A programming error (e.g. two sends at once); the tag will never come. */
-        log_error("msg=\"grpc_call_start_batch failed\" method=%s error=%d", c->ctx.method
-                  ? c->ctx.method->path : "?", (int)e);
+        log_error("msg=\"grpc_call_start_batch failed\" method=%s error=%d",
+                  c->ctx.method ? c->ctx.method->path : "?", (int)e);
         c->refs--; /* caller holds the lock and took a ref for this batch */
     }
 }
@@ -324,7 +325,8 @@ static void on_new_call(rpc_call *c)
     ctx->app = s->app;
     const char *path = (const char *)GRPC_SLICE_START_PTR(c->details.method);
     size_t plen = GRPC_SLICE_LENGTH(c->details.method);
-    snprintf(ctx->path, sizeof ctx->path, "%.*s", (int)(plen < sizeof ctx->path ? plen : sizeof ctx->path - 1), path);
+    snprintf(ctx->path, sizeof ctx->path, "%.*s",
+             (int)(plen < sizeof ctx->path ? plen : sizeof ctx->path - 1), path);
     char *peer = grpc_call_get_peer(c->call);
     if (peer) {
         sdo_strlcpy(ctx->peer, peer, sizeof ctx->peer);
@@ -356,14 +358,24 @@ static ProtobufCMessage *decode_request(rpc_call *c)
     }
     grpc_slice sl = grpc_byte_buffer_reader_readall(&rd);
     grpc_byte_buffer_reader_destroy(&rd);
+    char field[200];
+    if (rpc_check_strings(c->m->input, GRPC_SLICE_START_PTR(sl), GRPC_SLICE_LENGTH(sl), field,
+                          sizeof field) == 1) {
+        grpc_slice_unref(sl);
+        grpc_byte_buffer_destroy(c->recv);
+        c->recv = NULL;
+        sdo_fail_field(&c->ctx.err, field, "%s must be valid UTF-8 text without NUL characters",
+                       field);
+        return NULL;
+    }
     ProtobufCMessage *req = protobuf_c_message_unpack(c->m->input, NULL, GRPC_SLICE_LENGTH(sl),
                                                       GRPC_SLICE_START_PTR(sl));
     grpc_slice_unref(sl);
     grpc_byte_buffer_destroy(c->recv);
     c->recv = NULL;
     if (!req)
-        sdo_fail(&c->ctx.err, SDO_INVALID_ARGUMENT,
-                 "the request body is not a valid %s message", c->m->input->name);
+        sdo_fail(&c->ctx.err, SDO_INVALID_ARGUMENT, "the request body is not a valid %s message",
+                 c->m->input->name);
     return req;
 }
 
@@ -741,17 +753,16 @@ void rpc_server_shutdown(rpc_server *s, int grace_ms)
         log_warn("msg=\"grace period over, cancelling the calls still running\" grace_ms=%d",
                  grace_ms);
         grpc_server_cancel_all_calls(s->server);
-        grpc_completion_queue_pluck(s->shutdown_cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME),
-                                    NULL);
+        grpc_completion_queue_pluck(s->shutdown_cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     }
     for (int i = 0; i < s->nworkers; i++)
         grpc_completion_queue_shutdown(s->workers[i].cq);
     for (int i = 0; i < s->nworkers; i++)
         pthread_join(s->workers[i].thread, NULL);
     grpc_completion_queue_shutdown(s->shutdown_cq);
-    while (grpc_completion_queue_pluck(s->shutdown_cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME),
-                                       NULL)
-               .type != GRPC_QUEUE_SHUTDOWN)
+    while (
+        grpc_completion_queue_pluck(s->shutdown_cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+            .type != GRPC_QUEUE_SHUTDOWN)
         ;
     s->started = false;
 }

@@ -10,9 +10,9 @@
 typedef struct rpc_server rpc_server;
 
 typedef struct rpc_server_options {
-    const char *listen;        /* host:port */
-    int workers;               /* threads */
-    int max_receive_bytes;     /* request size cap */
+    const char *listen;    /* host:port */
+    int workers;           /* threads */
+    int max_receive_bytes; /* request size cap */
 } rpc_server_options;
 
 /* Creates a server over a sealed registry; app is handed to handlers as ctx->app. */

@@ -16,8 +16,8 @@ int store_migrate(store *st, sdo_error *err)
         return -(int)err->code;
     int rc = -1;
     bool locked = false;
-    PGresult *r = store_exec(st, c, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")", 0, NULL,
-                             err, NULL);
+    PGresult *r =
+        store_exec(st, c, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")", 0, NULL, err, NULL);
     if (!r)
         goto out;
     PQclear(r);
@@ -56,8 +56,8 @@ int store_migrate(store *st, sdo_error *err)
             goto out;
         }
         PQclear(r);
-        r = store_exec(st, c, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                       2, p, err, NULL);
+        r = store_exec(st, c, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2, p,
+                       err, NULL);
         if (!r) {
             store_rollback(c);
             goto out;

@@ -65,12 +65,23 @@ int store_plans_upsert(store *st, Saasodoo__V1__Plan *const *plans, size_t n, sd
         snprintf(v[6], 24, "%" PRId64, p->price->amount_minor);
         snprintf(v[7], 24, "%d", p->trial_days);
         snprintf(v[8], 24, "%zu", i);
-        const char *params[] = {
-            p->name + 6, p->display_name, p->description,
-            p->database_strategy == SAASODOO__V1__DATABASE_STRATEGY__DEDICATED ? "DEDICATED"
-                                                                               : "SHARED",
-            v[0], v[1], v[2], v[3], v[4], v[5], v[6], p->price->currency_code, p->billing_period,
-            v[7], v[8]};
+        const char *params[] = {p->name + 6,
+                                p->display_name,
+                                p->description,
+                                p->database_strategy == SAASODOO__V1__DATABASE_STRATEGY__DEDICATED
+                                    ? "DEDICATED"
+                                    : "SHARED",
+                                v[0],
+                                v[1],
+                                v[2],
+                                v[3],
+                                v[4],
+                                v[5],
+                                v[6],
+                                p->price->currency_code,
+                                p->billing_period,
+                                v[7],
+                                v[8]};
         PGresult *r = store_exec(
             st, c,
             "INSERT INTO plans (id, display_name, description, database_strategy, cpu_millicores,"
@@ -98,8 +109,8 @@ int store_plans_upsert(store *st, Saasodoo__V1__Plan *const *plans, size_t n, sd
 }
 
 #define PLAN_COLS                                                                                  \
-    "id, display_name, description, database_strategy, cpu_millicores, memory_mb, storage_gb,"    \
-    " max_db_connections, odoo_workers, backup_retention_days, price_minor, currency,"            \
+    "id, display_name, description, database_strategy, cpu_millicores, memory_mb, storage_gb,"     \
+    " max_db_connections, odoo_workers, backup_retention_days, price_minor, currency,"             \
     " billing_period, trial_days"
 
 static Saasodoo__V1__Plan *plan_from_row(const PGresult *r, int i)
@@ -126,12 +137,11 @@ static Saasodoo__V1__Plan *plan_from_row(const PGresult *r, int i)
     return p;
 }
 
-int store_plan_get(store *st, PGconn *c, const char *id, Saasodoo__V1__Plan **out,
-                   sdo_error *err)
+int store_plan_get(store *st, PGconn *c, const char *id, Saasodoo__V1__Plan **out, sdo_error *err)
 {
     const char *p[] = {id};
-    PGresult *r = store_exec(st, c, "SELECT " PLAN_COLS " FROM plans WHERE id = $1", 1, p, err,
-                             NULL);
+    PGresult *r =
+        store_exec(st, c, "SELECT " PLAN_COLS " FROM plans WHERE id = $1", 1, p, err, NULL);
     if (!r)
         return failed(err);
     int rc = 0;
@@ -157,9 +167,9 @@ char *store_plan_ids(store *st, PGconn *c)
 /* ---- tenants ------------------------------------------------------------------------- */
 
 #define TENANT_COLS                                                                                \
-    "id, display_name, owner, plan_id, state, state_reason, database_strategy,"                   \
+    "id, display_name, owner, plan_id, state, state_reason, database_strategy,"                    \
     " database_server, url, odoo_version,"                                                         \
-    " labels::text,"                                                                                \
+    " labels::text,"                                                                               \
     " version, " US("create_time") ", " US("update_time") ", " US("delete_time") ", seq"
 
 void tenant_etag(int64_t version, char *out, size_t outsz)
@@ -255,9 +265,9 @@ int store_tenant_get(store *st, PGconn *c, const char *id, bool for_update,
 int store_tenant_insert(store *st, PGconn *c, const tenant_row *row, Saasodoo__V1__Tenant **out,
                         sdo_error *err)
 {
-    const char *p[] = {row->id,       row->display_name, row->owner,
-                       row->plan_id,  row->state,        row->strategy,
-                       row->url,      row->odoo_version, row->labels_json};
+    const char *p[] = {row->id,      row->display_name, row->owner,
+                       row->plan_id, row->state,        row->strategy,
+                       row->url,     row->odoo_version, row->labels_json};
     PGresult *r = store_exec(
         st, c,
         "INSERT INTO tenants (id, display_name, owner, plan_id, state, database_strategy, url,"
@@ -275,7 +285,7 @@ int store_tenant_insert(store *st, PGconn *c, const tenant_row *row, Saasodoo__V
 
 #define TENANT_FILTER                                                                              \
     " ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR owner = $2)"                       \
-    " AND ($3::text IS NULL OR plan_id = $3) AND ($4::text IS NULL OR database_strategy = $4)"    \
+    " AND ($3::text IS NULL OR plan_id = $3) AND ($4::text IS NULL OR database_strategy = $4)"     \
     " AND ($5::boolean OR state <> 'DELETED')"
 
 int store_tenant_list(store *st, PGconn *c, const tenant_query *q, Saasodoo__V1__Tenant ***out,
@@ -284,8 +294,9 @@ int store_tenant_list(store *st, PGconn *c, const tenant_query *q, Saasodoo__V1_
     char after[24], limit[16];
     snprintf(after, sizeof after, "%" PRId64, q->after_seq);
     snprintf(limit, sizeof limit, "%d", q->limit + 1);
-    const char *p[] = {q->state,    q->owner, q->plan_id, q->strategy,
-                       q->show_deleted ? "true" : "false", after, limit};
+    const char *p[] = {
+        q->state, q->owner, q->plan_id, q->strategy, q->show_deleted ? "true" : "false",
+        after,    limit};
     PGresult *r = store_exec(st, c,
                              "SELECT " TENANT_COLS " FROM tenants WHERE" TENANT_FILTER
                              " AND seq > $6 ORDER BY seq LIMIT $7",
@@ -342,8 +353,8 @@ int store_tenant_update(store *st, PGconn *c, const char *id, int64_t etag_versi
     return rc;
 }
 
-int store_tenant_set_state(store *st, PGconn *c, const char *id, const char *from,
-                           const char *to, const char *reason, sdo_error *err)
+int store_tenant_set_state(store *st, PGconn *c, const char *id, const char *from, const char *to,
+                           const char *reason, sdo_error *err)
 {
     const char *p[] = {id, from, to, reason};
     PGresult *r = store_exec(st, c,
@@ -361,7 +372,7 @@ int store_tenant_set_state(store *st, PGconn *c, const char *id, const char *fro
 /* ---- operations ---------------------------------------------------------------------- */
 
 #define OP_COLS                                                                                    \
-    "id, kind, target, state, done, progress, step, error_code, error_message, result,"           \
+    "id, kind, target, state, done, progress, step, error_code, error_message, result,"            \
     " requester, request_id, " US("create_time") ", " US("update_time") ", seq"
 
 static Saasodoo__V1__Operation *op_from_row(const PGresult *r, int i)
@@ -369,8 +380,8 @@ static Saasodoo__V1__Operation *op_from_row(const PGresult *r, int i)
     Saasodoo__V1__Operation *o = sdo_malloc(sizeof *o);
     saasodoo__v1__operation__init(o);
     o->name = prefixed("operations/", PQgetvalue(r, i, 0));
-    o->kind = (Saasodoo__V1__Operation__Kind)enum_value(
-        &saasodoo__v1__operation__kind__descriptor, PQgetvalue(r, i, 1));
+    o->kind = (Saasodoo__V1__Operation__Kind)enum_value(&saasodoo__v1__operation__kind__descriptor,
+                                                        PQgetvalue(r, i, 1));
     o->target = store_get_str(r, i, 2);
     o->state = (Saasodoo__V1__Operation__State)enum_value(
         &saasodoo__v1__operation__state__descriptor, PQgetvalue(r, i, 3));
@@ -434,14 +445,18 @@ int store_op_list(store *st, PGconn *c, const op_query *q, Saasodoo__V1__Operati
     char before[24], limit[16];
     snprintf(before, sizeof before, "%" PRId64, q->before_seq);
     snprintf(limit, sizeof limit, "%d", q->limit + 1);
-    const char *p[] = {q->target, q->kind, q->done < 0 ? NULL : q->done ? "true" : "false",
+    const char *p[] = {q->target, q->kind,
+                       q->done < 0 ? NULL
+                       : q->done   ? "true"
+                                   : "false",
                        before, limit};
-    PGresult *r = store_exec(st, c,
-                             "SELECT " OP_COLS " FROM operations WHERE"
-                             " ($1::text IS NULL OR target = $1) AND ($2::text IS NULL OR kind = $2)"
-                             " AND ($3::boolean IS NULL OR done = $3)"
-                             " AND ($4::bigint = 0 OR seq < $4) ORDER BY seq DESC LIMIT $5",
-                             5, p, err, NULL);
+    PGresult *r =
+        store_exec(st, c,
+                   "SELECT " OP_COLS " FROM operations WHERE"
+                   " ($1::text IS NULL OR target = $1) AND ($2::text IS NULL OR kind = $2)"
+                   " AND ($3::boolean IS NULL OR done = $3)"
+                   " AND ($4::bigint = 0 OR seq < $4) ORDER BY seq DESC LIMIT $5",
+                   5, p, err, NULL);
     if (!r)
         return failed(err);
     int rows = PQntuples(r);
@@ -486,9 +501,9 @@ int store_op_running_on(store *st, PGconn *c, const char *target, Saasodoo__V1__
                         sdo_error *err)
 {
     const char *p[] = {target};
-    PGresult *r = store_exec(st, c,
-                             "SELECT " OP_COLS " FROM operations WHERE target = $1 AND NOT done",
-                             1, p, err, NULL);
+    PGresult *r =
+        store_exec(st, c, "SELECT " OP_COLS " FROM operations WHERE target = $1 AND NOT done", 1, p,
+                   err, NULL);
     if (!r)
         return failed(err);
     int found = PQntuples(r) > 0;
@@ -513,8 +528,7 @@ int store_request_lookup(store *st, PGconn *c, const char *request_id, char *met
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         PQclear(r);
         /* run it through the mapping for a proper status */
-        r = store_exec(st, c, "SELECT 1 FROM request_ids WHERE request_id = $1", 1, p, err,
-                       NULL);
+        r = store_exec(st, c, "SELECT 1 FROM request_ids WHERE request_id = $1", 1, p, err, NULL);
         PQclear(r);
         return failed(err);
     }

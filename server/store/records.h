@@ -23,8 +23,7 @@ Google__Protobuf__Timestamp *ts_from_us(int64_t us);
 /* Inserts or updates every plan of the catalogue, in one transaction. */
 int store_plans_upsert(store *st, Saasodoo__V1__Plan *const *plans, size_t n, sdo_error *err);
 /* Reads one plan by id ("basic"); NOT_FOUND when absent. */
-int store_plan_get(store *st, PGconn *c, const char *id, Saasodoo__V1__Plan **out,
-                   sdo_error *err);
+int store_plan_get(store *st, PGconn *c, const char *id, Saasodoo__V1__Plan **out, sdo_error *err);
 /* Comma-separated ids of every plan, for messages (malloc'ed). */
 char *store_plan_ids(store *st, PGconn *c);
 
@@ -69,8 +68,8 @@ int store_tenant_update(store *st, PGconn *c, const char *id, int64_t etag_versi
                         const char *display_name, const char *labels_json,
                         Saasodoo__V1__Tenant **out, sdo_error *err);
 /* Moves a tenant from state `from` (NULL = any) to `to` with a reason. Returns rows changed. */
-int store_tenant_set_state(store *st, PGconn *c, const char *id, const char *from,
-                           const char *to, const char *reason, sdo_error *err);
+int store_tenant_set_state(store *st, PGconn *c, const char *id, const char *from, const char *to,
+                           const char *reason, sdo_error *err);
 
 /* Etag of a tenant version, and back; parse returns -1 for a malformed etag. */
 void tenant_etag(int64_t version, char *out, size_t outsz);
@@ -81,7 +80,7 @@ int64_t tenant_etag_parse(const char *etag);
 typedef struct op_query {
     const char *target;
     const char *kind;
-    int done; /* -1 any, 0, 1 */
+    int done;           /* -1 any, 0, 1 */
     int64_t before_seq; /* newest first; 0 = from the newest */
     int limit;
 } op_query;

@@ -205,8 +205,8 @@ static uint64_t sql_hash(const char *sql)
 /* Runs sql as a named prepared statement on pooled connections (prepared on first use per
  * connection: parsing and planning once saves most of a short query's cost), or with
  * PQexecParams on standalone ones. */
-static PGresult *exec_once(store *st, PGconn *c, const char *sql, int n,
-                           const char *const *params, const int *lengths, const int *formats)
+static PGresult *exec_once(store *st, PGconn *c, const char *sql, int n, const char *const *params,
+                           const int *lengths, const int *formats)
 {
     slot *sl = slot_of(st, c);
     if (!sl)
@@ -243,8 +243,7 @@ PGresult *store_exec_bin(store *st, PGconn *c, const char *sql, int nparams,
     bool idle = PQtransactionStatus(c) == PQTRANS_IDLE;
     PGresult *r = exec_once(st, c, sql, nparams, params, lengths, formats);
     ExecStatusType s = PQresultStatus(r);
-    if ((s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) && idle &&
-        PQstatus(c) == CONNECTION_BAD) {
+    if ((s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) && idle && PQstatus(c) == CONNECTION_BAD) {
         /* The server restarted since this connection was last used: reconnect once. */
         PQclear(r);
         PQreset(c);
@@ -292,8 +291,8 @@ PGresult *store_exec_bin(store *st, PGconn *c, const char *sql, int nparams,
     return NULL;
 }
 
-PGresult *store_exec(store *st, PGconn *c, const char *sql, int nparams,
-                     const char *const *params, sdo_error *err, char *sqlstate)
+PGresult *store_exec(store *st, PGconn *c, const char *sql, int nparams, const char *const *params,
+                     sdo_error *err, char *sqlstate)
 {
     return store_exec_bin(st, c, sql, nparams, params, NULL, NULL, err, sqlstate);
 }

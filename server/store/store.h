@@ -27,8 +27,8 @@ void store_release(store *st, PGconn *c);
  * statement_timeout, INTERNAL otherwise (detail logged). sqlstate (if not NULL, 6 bytes)
  * receives the SQLSTATE of a failure. A statement outside a transaction whose connection had
  * gone stale is retried once on a fresh connection. */
-PGresult *store_exec(store *st, PGconn *c, const char *sql, int nparams,
-                     const char *const *params, sdo_error *err, char *sqlstate);
+PGresult *store_exec(store *st, PGconn *c, const char *sql, int nparams, const char *const *params,
+                     sdo_error *err, char *sqlstate);
 /* Same with binary-capable params (lengths/formats as in PQexecParams). */
 PGresult *store_exec_bin(store *st, PGconn *c, const char *sql, int nparams,
                          const char *const *params, const int *lengths, const int *formats,

@@ -67,8 +67,8 @@ static int set_key(const char *name, Saasodoo__V1__Plan *p, const pkey *k, yaml_
         if (strcmp(k->key, "currency") == 0) {
             if (strlen(s) != 3 || s[0] < 'A' || s[0] > 'Z' || s[1] < 'A' || s[1] > 'Z' ||
                 s[2] < 'A' || s[2] > 'Z') {
-                snprintf(err, errsz, "%s:%zu: plans[].currency '%s' is not an ISO 4217 code",
-                         name, line, s);
+                snprintf(err, errsz, "%s:%zu: plans[].currency '%s' is not an ISO 4217 code", name,
+                         line, s);
                 return -1;
             }
             slot = &p->price->currency_code;
@@ -96,8 +96,10 @@ static int set_key(const char *name, Saasodoo__V1__Plan *p, const pkey *k, yaml_
         else if (strcmp(s, "dedicated") == 0)
             p->database_strategy = SAASODOO__V1__DATABASE_STRATEGY__DEDICATED;
         else {
-            snprintf(err, errsz, "%s:%zu: plans[].database_strategy '%s' must be shared or "
-                     "dedicated", name, line, s);
+            snprintf(err, errsz,
+                     "%s:%zu: plans[].database_strategy '%s' must be shared or "
+                     "dedicated",
+                     name, line, s);
             return -1;
         }
         return 0;
@@ -106,8 +108,8 @@ static int set_key(const char *name, Saasodoo__V1__Plan *p, const pkey *k, yaml_
     errno = 0;
     long long v64 = strtoll(s, &end, 10);
     if (!*s || *end || errno || v64 < 0 || (k->type == P_INT && v64 > 1000000000)) {
-        snprintf(err, errsz, "%s:%zu: plans[].%s: '%s' is not a non-negative integer", name,
-                 line, k->key, s);
+        snprintf(err, errsz, "%s:%zu: plans[].%s: '%s' is not a non-negative integer", name, line,
+                 k->key, s);
         return -1;
     }
     if (k->type == P_I64)
@@ -180,8 +182,8 @@ static int load_doc(const char *name, yaml_parser_t *parser, plan_catalog *out, 
                 goto out;
             }
             if (seen[ki]) {
-                snprintf(err, errsz, "%s:%zu: plans[].%s given twice", name,
-                         k->start_mark.line + 1, ks);
+                snprintf(err, errsz, "%s:%zu: plans[].%s given twice", name, k->start_mark.line + 1,
+                         ks);
                 goto out;
             }
             seen[ki] = true;
@@ -190,8 +192,8 @@ static int load_doc(const char *name, yaml_parser_t *parser, plan_catalog *out, 
         }
         for (size_t j = 0; j < NPKEYS; j++) {
             if (plan_keys[j].required && !seen[j]) {
-                snprintf(err, errsz, "%s:%zu: plan is missing '%s'", name,
-                         pn->start_mark.line + 1, plan_keys[j].key);
+                snprintf(err, errsz, "%s:%zu: plan is missing '%s'", name, pn->start_mark.line + 1,
+                         plan_keys[j].key);
                 goto out;
             }
         }

@@ -23,8 +23,8 @@ static int replay(store *st, PGconn *c, const request_key *rk,
     unsigned char hash[32];
     unsigned char *resp = NULL;
     size_t len = 0;
-    int found = store_request_lookup(st, c, rk->request_id, method, sizeof method, hash, &resp,
-                                     &len, err);
+    int found =
+        store_request_lookup(st, c, rk->request_id, method, sizeof method, hash, &resp, &len, err);
     if (found <= 0)
         return found;
     int rc = 1;
@@ -38,8 +38,10 @@ static int replay(store *st, PGconn *c, const request_key *rk,
     } else {
         *out = protobuf_c_message_unpack(desc, NULL, len, resp);
         if (!*out)
-            rc = sdo_fail(err, SDO_INTERNAL, "the stored response of request_id '%s' is "
-                          "unreadable", rk->request_id);
+            rc = sdo_fail(err, SDO_INTERNAL,
+                          "the stored response of request_id '%s' is "
+                          "unreadable",
+                          rk->request_id);
     }
     free(resp);
     return rc;
@@ -79,8 +81,9 @@ int tenants_create(store *st, const sdo_config *cfg, const tenant_create_input *
     rc = store_plan_get(st, c, in->plan_id, &plan, err);
     if (rc == -SDO_NOT_FOUND) {
         char *ids = store_plan_ids(st, c);
-        sdo_fail_field(err, "tenant.plan", "tenant.plan 'plans/%s' does not exist; choose one of: %s",
-                       in->plan_id, ids);
+        sdo_fail_field(err, "tenant.plan",
+                       "tenant.plan 'plans/%s' does not exist; choose one of: %s", in->plan_id,
+                       ids);
         sdo_error_reason(err, "PLAN_UNKNOWN");
         free(ids);
         rc = -SDO_INVALID_ARGUMENT;
@@ -121,8 +124,7 @@ int tenants_create(store *st, const sdo_config *cfg, const tenant_create_input *
     if (rc == 0) {
         store_rollback(c);
         /* Either a concurrent retry of this very request won, or the id is taken. */
-        rc = replay(st, c, rk, &saasodoo__v1__operation__descriptor, (ProtobufCMessage **)out,
-                    err);
+        rc = replay(st, c, rk, &saasodoo__v1__operation__descriptor, (ProtobufCMessage **)out, err);
         if (rc != 0)
             goto out;
         if (store_tenant_get(st, c, in->tenant_id, false, &existing, err) == 0 &&
@@ -131,8 +133,10 @@ int tenants_create(store *st, const sdo_config *cfg, const tenant_create_input *
                      "tenant id '%s' belonged to a deleted tenant and cannot be taken again yet",
                      in->tenant_id);
         else
-            sdo_fail(err, SDO_ALREADY_EXISTS, "tenant 'tenants/%s' already exists; choose another "
-                     "tenant_id", in->tenant_id);
+            sdo_fail(err, SDO_ALREADY_EXISTS,
+                     "tenant 'tenants/%s' already exists; choose another "
+                     "tenant_id",
+                     in->tenant_id);
         sdo_error_reason(err, "TENANT_ID_TAKEN");
         rc = -SDO_ALREADY_EXISTS;
         goto out;
@@ -205,7 +209,8 @@ int tenants_update(store *st, const char *id, const char *etag, const char *disp
         if (want < 0)
             return sdo_fail_field(err, "tenant.etag",
                                   "tenant.etag '%.64s' is not an etag this server issued; leave "
-                                  "it empty or pass the etag from GetTenant", etag);
+                                  "it empty or pass the etag from GetTenant",
+                                  etag);
     }
     PGconn *c = store_acquire(st, err);
     if (!c)

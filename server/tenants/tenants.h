@@ -21,7 +21,7 @@ typedef struct tenant_create_input {
     const char *tenant_id;
     const char *display_name;
     const char *owner;
-    const char *plan_id; /* "basic" */
+    const char *plan_id;      /* "basic" */
     const char *odoo_version; /* "" means the platform default */
     const char *labels_json;
     const char *requester;

@@ -6,13 +6,13 @@
 #include <string.h>
 
 static const char *const reserved_ids[] = {
-    "www",     "api",     "admin",     "app",      "apps",      "mail",    "smtp",
-    "imap",    "pop",     "pop3",      "ftp",      "ns1",       "ns2",     "dns",
-    "mx",      "webmail", "static",    "assets",   "cdn",       "blog",    "docs",
-    "help",    "support", "status",    "billing",  "dashboard", "login",   "auth",
-    "account", "portal",  "console",   "root",     "postgres",  "template0", "template1",
-    "saasodoo", "odoo",   "localhost", "grpc",     "gateway",   "metrics", "monitoring",
-    "backup",  "backups", "system",    "operator", "signup",    "register", NULL};
+    "www",      "api",     "admin",     "app",      "apps",      "mail",      "smtp",
+    "imap",     "pop",     "pop3",      "ftp",      "ns1",       "ns2",       "dns",
+    "mx",       "webmail", "static",    "assets",   "cdn",       "blog",      "docs",
+    "help",     "support", "status",    "billing",  "dashboard", "login",     "auth",
+    "account",  "portal",  "console",   "root",     "postgres",  "template0", "template1",
+    "saasodoo", "odoo",    "localhost", "grpc",     "gateway",   "metrics",   "monitoring",
+    "backup",   "backups", "system",    "operator", "signup",    "register",  NULL};
 
 bool tenant_id_syntax_ok(const char *id)
 {
@@ -57,16 +57,18 @@ int tenant_id_validate(const char *id, const char *field, sdo_error *err)
     return 0;
 }
 
-int resource_name_parse(const char *name, const char *collection, const char *field,
-                        char *id_out, size_t outsz, sdo_error *err)
+int resource_name_parse(const char *name, const char *collection, const char *field, char *id_out,
+                        size_t outsz, sdo_error *err)
 {
     size_t cl = strlen(collection);
     if (!name || !*name)
         return sdo_fail_field(err, field, "%s is required, e.g. '%s/example'", field, collection);
     if (strncmp(name, collection, cl) != 0 || name[cl] != '/' ||
         !tenant_id_syntax_ok(name + cl + 1) || strlen(name + cl + 1) >= outsz)
-        return sdo_fail_field(err, field, "%s '%.100s' must look like '%s/{id}' with an id "
-                              "matching %s", field, name, collection, TENANT_ID_PATTERN);
+        return sdo_fail_field(err, field,
+                              "%s '%.100s' must look like '%s/{id}' with an id "
+                              "matching %s",
+                              field, name, collection, TENANT_ID_PATTERN);
     sdo_strlcpy(id_out, name + cl + 1, outsz);
     return 0;
 }
@@ -80,8 +82,8 @@ int label_validate(const char *key, const char *value, sdo_error *err)
         ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
     }
     if (!ok)
-        return sdo_fail_field(err, "tenant.labels",
-                              "label key '%.64s' must match %s", key, LABEL_KEY_PATTERN);
+        return sdo_fail_field(err, "tenant.labels", "label key '%.64s' must match %s", key,
+                              LABEL_KEY_PATTERN);
     ok = vl <= 63;
     for (size_t i = 0; ok && i < vl; i++) {
         char c = value[i];

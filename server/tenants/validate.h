@@ -21,8 +21,8 @@ int tenant_id_validate(const char *id, const char *field, sdo_error *err);
 
 /* Parses "<collection>/<id>" (e.g. "tenants/acme") into id_out, checking the id's syntax.
  * Fails with INVALID_ARGUMENT naming field. */
-int resource_name_parse(const char *name, const char *collection, const char *field,
-                        char *id_out, size_t outsz, sdo_error *err);
+int resource_name_parse(const char *name, const char *collection, const char *field, char *id_out,
+                        size_t outsz, sdo_error *err);
 
 /* Checks one label; fails with INVALID_ARGUMENT naming the label. */
 int label_validate(const char *key, const char *value, sdo_error *err);
