@@ -1,0 +1,272 @@
+/* saasodoo: the command-line tool for the saasodoo control plane. Parses
+ * `saasodoo [options] <group> <command> ...`, runs the command over the C client and
+ * maps failures to documented exit codes. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#ifndef SAASODOO_VERSION
+#define SAASODOO_VERSION "0.0.0"
+#endif
+
+static const cli_opt global_opts[] = {
+    {"server", 's', "HOST:PORT", false,
+     "server address (env SAASODOO_SERVER, default " CLI_DEFAULT_SERVER ")"},
+    {"output", 'o', "FORMAT", false, "table (default) or json"},
+    {"token", 0, "TOKEN", false, "bearer token sent as authorization (env SAASODOO_TOKEN)"},
+    {"timeout", 0, "SECONDS", false, "deadline per call (default 30; watch: none)"},
+    {"help", 'h', NULL, false, "show help; after a group or command, help for it"},
+    {"version", 0, NULL, false, "print the version and exit"},
+    {NULL, 0, NULL, false, NULL},
+};
+
+static const struct {
+    const char *name;
+    const char *alias;
+    const char *summary;
+    const cli_cmd *cmds;
+} groups[] = {
+    {"tenants", "tenant", "Odoo instances: create, get, list, update, delete, suspend, resume",
+     cli_tenant_cmds},
+    {"operations", "operation", "long-running work: get, list, watch, cancel", cli_operation_cmds},
+};
+#define N_GROUPS (sizeof(groups) / sizeof(groups[0]))
+
+static void print_exit_codes(FILE *f)
+{
+    fputs("Exit codes:\n"
+          "  0      success\n"
+          "  1      local failure (e.g. output could not be written), or an operation that\n"
+          "         ended in failure without a status code\n"
+          "  2      usage error: unknown option or command, bad or missing argument\n"
+          "  10+N   the call failed with gRPC status N, e.g. 13 INVALID_ARGUMENT,\n"
+          "         15 NOT_FOUND, 16 ALREADY_EXISTS, 19 FAILED_PRECONDITION, 20 ABORTED,\n"
+          "         24 UNAVAILABLE, 26 UNAUTHENTICATED; for 'operations watch' and --wait\n"
+          "         also an operation that ended with error code N\n"
+          "Errors go to stderr as 'saasodoo: <STATUS_NAME>: <message>'.\n",
+          f);
+}
+
+static void print_top_help(FILE *f)
+{
+    fputs("Usage: saasodoo [options] <group> <command> [arguments]\n\n"
+          "Manage saasodoo tenants and operations over gRPC.\n\nGroups:\n",
+          f);
+    for (size_t g = 0; g < N_GROUPS; g++)
+        fprintf(f, "  %-12s %s\n", groups[g].name, groups[g].summary);
+    fputs("\nOptions (accepted anywhere on the line):\n", f);
+    args_print_options(f, global_opts);
+    fputs("\nRun 'saasodoo <group> --help' or 'saasodoo <group> <command> --help' for more.\n\n",
+          f);
+    print_exit_codes(f);
+}
+
+static void print_group_help(FILE *f, size_t g)
+{
+    fprintf(f, "Usage: saasodoo [options] %s <command> [arguments]\n\n%s: %s\n\nCommands:\n",
+            groups[g].name, groups[g].name, groups[g].summary);
+    for (const cli_cmd *c = groups[g].cmds; c->verb != NULL; c++)
+        fprintf(f, "  %-10s %s\n", c->verb, c->summary);
+    fprintf(f, "\nRun 'saasodoo %s <command> --help' for its options.\n", groups[g].name);
+}
+
+static void print_cmd_help(FILE *f, const cli_cmd *c)
+{
+    fprintf(f, "Usage: saasodoo [options] %s %s %s\n\n%s\n", c->group, c->verb, c->args_usage,
+            c->summary);
+    if (c->opts != NULL && c->opts[0].name != NULL) {
+        fputs("\nOptions:\n", f);
+        args_print_options(f, c->opts);
+    }
+    fputs("\nGlobal options:\n", f);
+    args_print_options(f, global_opts);
+    fputc('\n', f);
+    print_exit_codes(f);
+}
+
+static int find_group(const char *name)
+{
+    for (size_t g = 0; g < N_GROUPS; g++)
+        if (strcmp(name, groups[g].name) == 0 || strcmp(name, groups[g].alias) == 0)
+            return (int)g;
+    return -1;
+}
+
+/* Applies the global options found so far to the context. */
+static int apply_globals(cli_ctx *ctx, const cli_args *a)
+{
+    const char *v;
+
+    if ((v = args_value(a, "server")) != NULL) {
+        if (v[0] == '\0')
+            return cli_usage_error("--server must not be empty");
+        ctx->server = v;
+    }
+    if ((v = args_value(a, "token")) != NULL)
+        ctx->token = v;
+    if ((v = args_value(a, "output")) != NULL) {
+        if (strcmp(v, "table") == 0)
+            ctx->output = OUT_TABLE;
+        else if (strcmp(v, "json") == 0)
+            ctx->output = OUT_JSON;
+        else
+            return cli_usage_error("--output must be 'table' or 'json', not '%s'", v);
+    }
+    if ((v = args_value(a, "timeout")) != NULL) {
+        char *end;
+        errno = 0;
+        double s = strtod(v, &end);
+        if (errno != 0 || end == v || *end != '\0' || !isfinite(s) || s <= 0 || s > 86400 * 365)
+            return cli_usage_error("--timeout must be a number of seconds above 0, not '%s'", v);
+        ctx->timeout_ms = (int64_t)ceil(s * 1000);
+        ctx->timeout_set = true;
+    }
+    if (ctx->token != NULL) {
+        for (const char *p = ctx->token; *p; p++)
+            if (*p < 0x20 || *p > 0x7e)
+                return cli_usage_error("the token may only hold printable ASCII characters");
+    }
+    return 0;
+}
+
+sdo_client *cli_client(cli_ctx *ctx)
+{
+    if (ctx->client == NULL) {
+        ctx->client = sdo_client_new(ctx->server, ctx->token);
+        if (ctx->client != NULL)
+            sdo_client_set_timeout(ctx->client, ctx->timeout_ms);
+        else
+            cli_failure("cannot create a client for '%s': %s", ctx->server, strerror(errno));
+    }
+    return ctx->client;
+}
+
+int cli_resource_name(const char *collection, const char *arg, char *buf, size_t size)
+{
+    size_t clen = strlen(collection);
+    const char *id = arg;
+
+    if (strncmp(arg, collection, clen) == 0 && arg[clen] == '/')
+        id = arg + clen + 1;
+    if (id[0] == '\0' || strchr(id, '/') != NULL)
+        return cli_usage_error("'%s' is not a valid name: expected ID or %s/ID", arg, collection);
+    if ((size_t)snprintf(buf, size, "%s/%s", collection, id) >= size)
+        return cli_usage_error("'%s' is too long", arg);
+    return 0;
+}
+
+/* Which of the given options are global: copies them into `globals`. */
+static void split_globals(const cli_args *all, cli_args *globals)
+{
+    for (size_t k = 0; k < all->nopts; k++) {
+        for (const cli_opt *o = global_opts; o->name != NULL; o++) {
+            if (all->opts[k].opt == o) {
+                globals->opts[globals->nopts++] = all->opts[k];
+                break;
+            }
+        }
+    }
+}
+
+static int run(int argc, char **argv, cli_ctx *ctx)
+{
+    static cli_args pre, rest, globals; /* large: kept off the stack */
+    int i = 1, rc;
+
+    /* Global options, then the group, then more global options, then the command. */
+    if ((rc = args_parse(argc, argv, &i, global_opts, NULL, true, &pre)) != 0)
+        return rc;
+    if (args_flag(&pre, "version")) {
+        printf("saasodoo %s\n", SAASODOO_VERSION);
+        return CLI_EXIT_OK;
+    }
+    if (i >= argc) {
+        if (args_flag(&pre, "help")) {
+            print_top_help(stdout);
+            return CLI_EXIT_OK;
+        }
+        print_top_help(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *gname = argv[i++];
+    if (strcmp(gname, "help") == 0) {
+        print_top_help(stdout);
+        return CLI_EXIT_OK;
+    }
+    int g = find_group(gname);
+    if (g < 0)
+        return cli_usage_error("unknown group '%s' (expected tenants or operations)", gname);
+    cli_set_help_hint(groups[g].name, NULL);
+    if ((rc = args_parse(argc, argv, &i, global_opts, NULL, true, &pre)) != 0)
+        return rc;
+    if (args_flag(&pre, "version")) {
+        printf("saasodoo %s\n", SAASODOO_VERSION);
+        return CLI_EXIT_OK;
+    }
+    if (i >= argc) {
+        if (args_flag(&pre, "help")) {
+            print_group_help(stdout, (size_t)g);
+            return CLI_EXIT_OK;
+        }
+        print_group_help(stderr, (size_t)g);
+        return CLI_EXIT_USAGE;
+    }
+    const char *verb = argv[i++];
+    const cli_cmd *cmd = NULL;
+    for (const cli_cmd *c = groups[g].cmds; c->verb != NULL; c++)
+        if (strcmp(c->verb, verb) == 0)
+            cmd = c;
+    if (cmd == NULL) {
+        if (strcmp(verb, "help") == 0) {
+            print_group_help(stdout, (size_t)g);
+            return CLI_EXIT_OK;
+        }
+        return cli_usage_error("unknown command '%s %s'", groups[g].name, verb);
+    }
+    cli_set_help_hint(cmd->group, cmd->verb);
+
+    rest = pre;
+    if ((rc = args_parse(argc, argv, &i, global_opts, cmd->opts, false, &rest)) != 0)
+        return rc;
+    if (args_flag(&rest, "help")) {
+        print_cmd_help(stdout, cmd);
+        return CLI_EXIT_OK;
+    }
+    if (args_flag(&rest, "version")) {
+        printf("saasodoo %s\n", SAASODOO_VERSION);
+        return CLI_EXIT_OK;
+    }
+    split_globals(&rest, &globals);
+    if ((rc = apply_globals(ctx, &globals)) != 0)
+        return rc;
+    if (rest.npos < cmd->min_pos)
+        return cli_usage_error("'%s %s' needs %s", cmd->group, cmd->verb, cmd->args_usage);
+    if (rest.npos > cmd->max_pos)
+        return cli_usage_error("unexpected argument '%s' for '%s %s'", rest.pos[cmd->max_pos],
+                               cmd->group, cmd->verb);
+    return cmd->run(ctx, &rest);
+}
+
+int main(int argc, char **argv)
+{
+    cli_ctx ctx = {
+        .server = CLI_DEFAULT_SERVER,
+        .output = OUT_TABLE,
+        .timeout_ms = SDO_DEFAULT_TIMEOUT_MS,
+    };
+    const char *env = getenv("SAASODOO_SERVER");
+    if (env != NULL && env[0] != '\0')
+        ctx.server = env;
+    env = getenv("SAASODOO_TOKEN");
+    if (env != NULL && env[0] != '\0')
+        ctx.token = env;
+
+    int rc = run(argc, argv, &ctx);
+    sdo_client_free(ctx.client);
+    if (fflush(stdout) != 0 && rc == CLI_EXIT_OK)
+        rc = cli_failure("cannot write the output");
+    return rc;
+}

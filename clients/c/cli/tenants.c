@@ -1,0 +1,356 @@
+/* `saasodoo tenants ...`: create, get, list, update, delete, suspend and resume tenants
+ * through TenantService. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define NAME_MAX_LEN 256
+#define MAX_LABELS 64
+
+/* Prints an Operation returned by a mutating call, or follows it with --wait. */
+static int print_operation(cli_ctx *ctx, const cli_args *a, Saasodoo__V1__Operation *op)
+{
+    if (args_flag(a, "wait") && !op->done)
+        return cli_watch_operation(ctx, op->name);
+    if (ctx->output == OUT_JSON)
+        return cli_print_json(&op->base, false);
+    return cli_print_describe(&op->base);
+}
+
+/* Fills `entries`/`ptrs` from the --label k=v options. Returns 0 or CLI_EXIT_USAGE. */
+static int parse_labels(const cli_args *a, Saasodoo__V1__Tenant__LabelsEntry *entries,
+                        Saasodoo__V1__Tenant__LabelsEntry **ptrs, char (*keys)[NAME_MAX_LEN],
+                        size_t *n)
+{
+    const char *vals[MAX_LABELS + 1];
+    size_t count = args_values(a, "label", vals, MAX_LABELS + 1);
+
+    if (count > MAX_LABELS)
+        return cli_usage_error("at most %d --label options", MAX_LABELS);
+    for (size_t i = 0; i < count; i++) {
+        const char *eq = strchr(vals[i], '=');
+        if (eq == NULL || eq == vals[i])
+            return cli_usage_error("--label must look like KEY=VALUE, not '%s'", vals[i]);
+        size_t klen = (size_t)(eq - vals[i]);
+        if (klen >= NAME_MAX_LEN)
+            return cli_usage_error("label key in '%s' is too long", vals[i]);
+        memcpy(keys[i], vals[i], klen);
+        keys[i][klen] = '\0';
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(keys[j], keys[i]) == 0)
+                return cli_usage_error("label '%s' given more than once", keys[i]);
+        saasodoo__v1__tenant__labels_entry__init(&entries[i]);
+        entries[i].key = keys[i];
+        entries[i].value = (char *)(eq + 1);
+        ptrs[i] = &entries[i];
+    }
+    *n = count;
+    return 0;
+}
+
+static int tenants_create(cli_ctx *ctx, const cli_args *a)
+{
+    Saasodoo__V1__CreateTenantRequest req = SAASODOO__V1__CREATE_TENANT_REQUEST__INIT;
+    Saasodoo__V1__Tenant tenant = SAASODOO__V1__TENANT__INIT;
+    Saasodoo__V1__Tenant__LabelsEntry entries[MAX_LABELS], *ptrs[MAX_LABELS];
+    static char keys[MAX_LABELS][NAME_MAX_LEN];
+    char name[NAME_MAX_LEN], plan[NAME_MAX_LEN], owner[NAME_MAX_LEN];
+    Saasodoo__V1__Operation *op = NULL;
+    sdo_status st = {0};
+    const char *v;
+    size_t nlabels = 0;
+    int rc;
+
+    if ((rc = cli_resource_name("tenants", a->pos[0], name, sizeof(name))) != 0)
+        return rc;
+    req.tenant_id = name + strlen("tenants/");
+    if ((v = args_value(a, "plan")) == NULL)
+        return cli_usage_error("'tenants create' needs --plan PLAN");
+    if ((rc = cli_resource_name("plans", v, plan, sizeof(plan))) != 0)
+        return rc;
+    tenant.plan = plan;
+    if ((v = args_value(a, "owner")) != NULL) {
+        if ((rc = cli_resource_name("users", v, owner, sizeof(owner))) != 0)
+            return rc;
+        tenant.owner = owner;
+    }
+    if ((v = args_value(a, "display-name")) != NULL)
+        tenant.display_name = (char *)v;
+    if ((v = args_value(a, "odoo-version")) != NULL)
+        tenant.odoo_version = (char *)v;
+    if ((rc = parse_labels(a, entries, ptrs, keys, &nlabels)) != 0)
+        return rc;
+    tenant.n_labels = nlabels;
+    tenant.labels = ptrs;
+    req.tenant = &tenant;
+    if ((v = args_value(a, "request-id")) != NULL)
+        req.request_id = (char *)v;
+
+    if (cli_client(ctx) == NULL)
+        return CLI_EXIT_FAILURE;
+    rc = sdo_tenant_service_create_tenant(ctx->client, &req, &op, &st);
+    if (rc < 0) {
+        rc = cli_rpc_error(rc, &st);
+        sdo_status_clear(&st);
+        return rc;
+    }
+    rc = print_operation(ctx, a, op);
+    protobuf_c_message_free_unpacked(&op->base, NULL);
+    return rc;
+}
+
+static int tenants_get(cli_ctx *ctx, const cli_args *a)
+{
+    Saasodoo__V1__GetTenantRequest req = SAASODOO__V1__GET_TENANT_REQUEST__INIT;
+    Saasodoo__V1__Tenant *t = NULL;
+    char name[NAME_MAX_LEN];
+    sdo_status st = {0};
+    int rc;
+
+    if ((rc = cli_resource_name("tenants", a->pos[0], name, sizeof(name))) != 0)
+        return rc;
+    req.name = name;
+    if (cli_client(ctx) == NULL)
+        return CLI_EXIT_FAILURE;
+    rc = sdo_tenant_service_get_tenant(ctx->client, &req, &t, &st);
+    if (rc < 0) {
+        rc = cli_rpc_error(rc, &st);
+        sdo_status_clear(&st);
+        return rc;
+    }
+    rc = ctx->output == OUT_JSON ? cli_print_json(&t->base, false) : cli_print_describe(&t->base);
+    protobuf_c_message_free_unpacked(&t->base, NULL);
+    return rc;
+}
+
+static int add_tenant_row(cli_table *tbl, const Saasodoo__V1__Tenant *t)
+{
+    char ebuf[16], tbuf[SDO_TIMESTAMP_BUFSIZE];
+    const char *cells[5] = {
+        t->name,
+        cli_enum_name(&saasodoo__v1__tenant__state__descriptor, (int)t->state, ebuf),
+        t->plan,
+        t->owner,
+        t->create_time ? cli_time(&t->create_time->base, tbuf) : "-",
+    };
+    return table_add(tbl, cells);
+}
+
+static int add_tenant_row_msg(cli_table *tbl, const ProtobufCMessage *m)
+{
+    return add_tenant_row(tbl, (const Saasodoo__V1__Tenant *)m);
+}
+
+static int tenants_list(cli_ctx *ctx, const cli_args *a)
+{
+    static const char *const headers[] = {"NAME", "STATE", "PLAN", "OWNER", "CREATED"};
+    static const cli_list_spec spec = {
+        .method = SDO_METHOD_TENANT_SERVICE_LIST_TENANTS,
+        .resp_desc = &saasodoo__v1__list_tenants_response__descriptor,
+        .items_field = "tenants",
+        .noun = "tenants",
+        .ncols = 5,
+        .headers = headers,
+        .add_row = add_tenant_row_msg,
+    };
+    Saasodoo__V1__ListTenantsRequest req = SAASODOO__V1__LIST_TENANTS_REQUEST__INIT;
+    const char *filter = args_value(a, "filter");
+    int32_t page_size = 0;
+    int rc;
+
+    if ((rc = args_int(a, "page-size", 0, 100000, &page_size)) != 0)
+        return rc;
+    req.page_size = page_size;
+    if (filter != NULL)
+        req.filter = (char *)filter;
+    req.show_deleted = args_flag(a, "show-deleted");
+    return cli_list(ctx, a, &spec, &req.base, &req.page_token);
+}
+
+static int tenants_update(cli_ctx *ctx, const cli_args *a)
+{
+    Saasodoo__V1__UpdateTenantRequest req = SAASODOO__V1__UPDATE_TENANT_REQUEST__INIT;
+    Saasodoo__V1__Tenant tenant = SAASODOO__V1__TENANT__INIT;
+    Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
+    Saasodoo__V1__Tenant__LabelsEntry entries[MAX_LABELS], *ptrs[MAX_LABELS];
+    static char keys[MAX_LABELS][NAME_MAX_LEN];
+    char *paths[2];
+    char name[NAME_MAX_LEN];
+    Saasodoo__V1__Tenant *t = NULL;
+    sdo_status st = {0};
+    const char *v;
+    size_t nlabels = 0;
+    int rc;
+
+    if ((rc = cli_resource_name("tenants", a->pos[0], name, sizeof(name))) != 0)
+        return rc;
+    tenant.name = name;
+    if ((v = args_value(a, "display-name")) != NULL) {
+        tenant.display_name = (char *)v;
+        paths[mask.n_paths++] = "display_name";
+    }
+    if ((rc = parse_labels(a, entries, ptrs, keys, &nlabels)) != 0)
+        return rc;
+    if (nlabels > 0 && args_flag(a, "clear-labels"))
+        return cli_usage_error("--label and --clear-labels cannot be combined");
+    if (nlabels > 0 || args_flag(a, "clear-labels")) {
+        tenant.n_labels = nlabels;
+        tenant.labels = ptrs;
+        paths[mask.n_paths++] = "labels";
+    }
+    if (mask.n_paths == 0)
+        return cli_usage_error("nothing to update: give --display-name, --label or "
+                               "--clear-labels");
+    if ((v = args_value(a, "etag")) != NULL)
+        tenant.etag = (char *)v;
+    mask.paths = paths;
+    req.tenant = &tenant;
+    req.update_mask = &mask;
+    if ((v = args_value(a, "request-id")) != NULL)
+        req.request_id = (char *)v;
+
+    if (cli_client(ctx) == NULL)
+        return CLI_EXIT_FAILURE;
+    rc = sdo_tenant_service_update_tenant(ctx->client, &req, &t, &st);
+    if (rc < 0) {
+        rc = cli_rpc_error(rc, &st);
+        sdo_status_clear(&st);
+        return rc;
+    }
+    rc = ctx->output == OUT_JSON ? cli_print_json(&t->base, false) : cli_print_describe(&t->base);
+    protobuf_c_message_free_unpacked(&t->base, NULL);
+    return rc;
+}
+
+/* delete, suspend and resume: a name in, an Operation out. */
+static int tenants_lifecycle(cli_ctx *ctx, const cli_args *a, int which)
+{
+    Saasodoo__V1__DeleteTenantRequest del = SAASODOO__V1__DELETE_TENANT_REQUEST__INIT;
+    Saasodoo__V1__SuspendTenantRequest sus = SAASODOO__V1__SUSPEND_TENANT_REQUEST__INIT;
+    Saasodoo__V1__ResumeTenantRequest res = SAASODOO__V1__RESUME_TENANT_REQUEST__INIT;
+    Saasodoo__V1__Operation *op = NULL;
+    char name[NAME_MAX_LEN];
+    char *request_id = (char *)(args_value(a, "request-id") ? args_value(a, "request-id") : "");
+    sdo_status st = {0};
+    int rc;
+
+    if ((rc = cli_resource_name("tenants", a->pos[0], name, sizeof(name))) != 0)
+        return rc;
+    if (cli_client(ctx) == NULL)
+        return CLI_EXIT_FAILURE;
+    switch (which) {
+    case 0:
+        del.name = name;
+        del.etag = (char *)(args_value(a, "etag") ? args_value(a, "etag") : "");
+        del.request_id = request_id;
+        rc = sdo_tenant_service_delete_tenant(ctx->client, &del, &op, &st);
+        break;
+    case 1:
+        sus.name = name;
+        sus.reason = (char *)(args_value(a, "reason") ? args_value(a, "reason") : "");
+        sus.request_id = request_id;
+        rc = sdo_tenant_service_suspend_tenant(ctx->client, &sus, &op, &st);
+        break;
+    default:
+        res.name = name;
+        res.request_id = request_id;
+        rc = sdo_tenant_service_resume_tenant(ctx->client, &res, &op, &st);
+        break;
+    }
+    if (rc < 0) {
+        rc = cli_rpc_error(rc, &st);
+        sdo_status_clear(&st);
+        return rc;
+    }
+    rc = print_operation(ctx, a, op);
+    protobuf_c_message_free_unpacked(&op->base, NULL);
+    return rc;
+}
+
+static int tenants_delete(cli_ctx *ctx, const cli_args *a)
+{
+    return tenants_lifecycle(ctx, a, 0);
+}
+
+static int tenants_suspend(cli_ctx *ctx, const cli_args *a)
+{
+    return tenants_lifecycle(ctx, a, 1);
+}
+
+static int tenants_resume(cli_ctx *ctx, const cli_args *a)
+{
+    return tenants_lifecycle(ctx, a, 2);
+}
+
+static const char request_id_help[] = "client-chosen id that makes retries safe";
+static const char wait_help[] = "follow the operation until it ends (like 'operations watch')";
+
+static const cli_opt create_opts[] = {
+    {"plan", 0, "PLAN", false, "plan, as NAME or plans/NAME (required)"},
+    {"display-name", 0, "NAME", false, "name shown to people"},
+    {"owner", 0, "USER", false, "owner, as users/NAME (default: the caller)"},
+    {"odoo-version", 0, "VERSION", false, "Odoo major version, e.g. 17.0"},
+    {"label", 0, "KEY=VALUE", true, "label to set; repeat for more"},
+    {"request-id", 0, "ID", false, request_id_help},
+    {"wait", 0, NULL, false, wait_help},
+    {NULL, 0, NULL, false, NULL},
+};
+
+static const cli_opt list_opts[] = {
+    {"filter", 0, "EXPR", false, "e.g. 'state = ACTIVE AND plan = \"plans/basic\"'"},
+    {"page-size", 0, "N", false, "tenants per page (server default when 0)"},
+    {"page-token", 0, "TOKEN", false, "continue from a previous page"},
+    {"all", 0, NULL, false, "fetch every page"},
+    {"show-deleted", 0, NULL, false, "include DELETED tenants"},
+    {NULL, 0, NULL, false, NULL},
+};
+
+static const cli_opt update_opts[] = {
+    {"display-name", 0, "NAME", false, "new display name"},
+    {"label", 0, "KEY=VALUE", true, "replaces all labels with the ones given; repeat"},
+    {"clear-labels", 0, NULL, false, "remove every label"},
+    {"etag", 0, "ETAG", false, "only update if the tenant still has this etag"},
+    {"request-id", 0, "ID", false, request_id_help},
+    {NULL, 0, NULL, false, NULL},
+};
+
+static const cli_opt delete_opts[] = {
+    {"etag", 0, "ETAG", false, "only delete if the tenant still has this etag"},
+    {"request-id", 0, "ID", false, request_id_help},
+    {"wait", 0, NULL, false, wait_help},
+    {NULL, 0, NULL, false, NULL},
+};
+
+static const cli_opt suspend_opts[] = {
+    {"reason", 0, "TEXT", false, "why the tenant is suspended"},
+    {"request-id", 0, "ID", false, request_id_help},
+    {"wait", 0, NULL, false, wait_help},
+    {NULL, 0, NULL, false, NULL},
+};
+
+static const cli_opt resume_opts[] = {
+    {"request-id", 0, "ID", false, request_id_help},
+    {"wait", 0, NULL, false, wait_help},
+    {NULL, 0, NULL, false, NULL},
+};
+
+static const cli_opt no_opts[] = {{NULL, 0, NULL, false, NULL}};
+
+const cli_cmd cli_tenant_cmds[] = {
+    {"tenants", "create", "ID --plan PLAN [options]",
+     "Create a tenant; prints the operation that provisions it.", create_opts, 1, 1,
+     tenants_create},
+    {"tenants", "get", "ID", "Show one tenant (ID or tenants/ID).", no_opts, 1, 1, tenants_get},
+    {"tenants", "list", "[options]", "List tenants.", list_opts, 0, 0, tenants_list},
+    {"tenants", "update", "ID [options]",
+     "Change a tenant's display name or labels; the update mask follows the options given.",
+     update_opts, 1, 1, tenants_update},
+    {"tenants", "delete", "ID [options]", "Delete a tenant; prints the operation.", delete_opts, 1,
+     1, tenants_delete},
+    {"tenants", "suspend", "ID [options]", "Suspend a tenant; prints the operation.", suspend_opts,
+     1, 1, tenants_suspend},
+    {"tenants", "resume", "ID [options]", "Resume a suspended tenant; prints the operation.",
+     resume_opts, 1, 1, tenants_resume},
+    {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
+};
