@@ -1,0 +1,132 @@
+# shellcheck shell=bash
+# Shared by scripts/run.sh and scripts/stop.sh: where the local platform keeps its data
+# and how its PostgreSQL cluster is run. Source it; do not execute it.
+#
+#   SAASODOO_DATA_DIR      runtime data (default /var/lib/saasodoo)
+#   SAASODOO_PG_DATA       PostgreSQL data directory (default $SAASODOO_DATA_DIR/pg)
+#   SAASODOO_PG_SOCKET_DIR PostgreSQL unix socket directory (default $SAASODOO_DATA_DIR/run)
+#   SAASODOO_PG_PORT       PostgreSQL port, i.e. the socket's name (default 5544)
+#   SAASODOO_PG_BIN        PostgreSQL server binaries (default /usr/lib/postgresql/<newest>/bin)
+#   SAASODOO_DB_NAME       control-plane database (default saasodoo)
+#
+# PostgreSQL refuses to run as root, so as root its binaries run as the `postgres` user
+# (runuser) on directories that user owns. These directories live outside the checkout,
+# which may sit where `postgres` cannot reach (e.g. under /root).
+
+# shellcheck disable=SC2034  # used by the scripts that source this file
+SAASODOO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+DATA_DIR=${SAASODOO_DATA_DIR:-/var/lib/saasodoo}
+PG_DATA=${SAASODOO_PG_DATA:-$DATA_DIR/pg}
+PG_SOCKET_DIR=${SAASODOO_PG_SOCKET_DIR:-$DATA_DIR/run}
+PG_PORT=${SAASODOO_PG_PORT:-5544}
+PG_LOG_DIR=$DATA_DIR/log
+PG_LOG=$PG_LOG_DIR/postgresql.log
+DB_NAME=${SAASODOO_DB_NAME:-saasodoo}
+SERVER_PID_FILE=$DATA_DIR/saasodoo-server.pid
+
+if [[ -n "${SAASODOO_PG_BIN:-}" ]]; then
+    PG_BIN=$SAASODOO_PG_BIN
+else
+    PG_BIN=$(printf "%s\n" /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    [[ -d "$PG_BIN" ]] || PG_BIN=""
+    PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+fi
+
+if [[ $EUID -eq 0 ]]; then
+    PG_USER=postgres
+else
+    PG_USER=$(id -un)
+fi
+
+log() { printf 'saasodoo: %s\n' "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+# Runs a PostgreSQL binary as the cluster's owner, from a directory that user can read.
+as_pg() {
+    if [[ $EUID -eq 0 ]]; then
+        (cd / && runuser -u "$PG_USER" -- "$@")
+    else
+        (cd / && "$@")
+    fi
+}
+
+pg_running() {
+    [[ -f "$PG_DATA/PG_VERSION" ]] && as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1
+}
+
+# Creates the cluster once, then (re)writes the settings this script owns.
+pg_init() {
+    [[ -x "$PG_BIN/initdb" ]] || die "PostgreSQL not found in $PG_BIN (bash scripts/deps.sh)"
+    if [[ $EUID -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
+        die "user postgres does not exist (is the postgresql package installed?)"
+    fi
+    mkdir -p "$DATA_DIR" "$PG_DATA" "$PG_SOCKET_DIR" "$PG_LOG_DIR"
+    chmod 755 "$DATA_DIR"
+    if [[ $EUID -eq 0 ]]; then
+        chown "$PG_USER:$PG_USER" "$PG_DATA" "$PG_SOCKET_DIR" "$PG_LOG_DIR"
+    fi
+    chmod 700 "$PG_DATA"
+    chmod 755 "$PG_SOCKET_DIR"
+    if [[ ! -f "$PG_DATA/PG_VERSION" ]]; then
+        log "creating the PostgreSQL cluster in $PG_DATA"
+        as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth-local=trust --auth-host=reject \
+            --encoding=UTF8 --locale=C.UTF-8 >"$PG_LOG_DIR/initdb.log" 2>&1 ||
+            die "initdb failed; see $PG_LOG_DIR/initdb.log"
+        echo "include_if_exists = 'saasodoo.conf'" | as_pg tee -a "$PG_DATA/postgresql.conf" >/dev/null
+    fi
+    # Unix socket only, nothing on TCP; only the cluster's owner (and root) may connect,
+    # since local connections are trusted.
+    as_pg tee "$PG_DATA/saasodoo.conf" >/dev/null <<CONF
+# Written by scripts/run.sh on every start; edit postgresql.conf for your own settings.
+listen_addresses = ''
+port = $PG_PORT
+unix_socket_directories = '$PG_SOCKET_DIR'
+unix_socket_permissions = 0700
+CONF
+}
+
+pg_start() {
+    if pg_running; then
+        log "PostgreSQL already running ($PG_DATA)"
+        return 0
+    fi
+    log "starting PostgreSQL (socket $PG_SOCKET_DIR, port $PG_PORT, log $PG_LOG)"
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start >/dev/null ||
+        die "PostgreSQL did not start; see $PG_LOG"
+}
+
+pg_stop() {
+    if pg_running; then
+        log "stopping PostgreSQL ($PG_DATA)"
+        as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null || true
+    fi
+}
+
+psql_pg() {
+    as_pg "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U postgres "$@"
+}
+
+pg_create_db() {
+    local exists
+    exists=$(psql_pg -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'") ||
+        die "cannot query PostgreSQL at $PG_SOCKET_DIR:$PG_PORT"
+    if [[ "$exists" != "1" ]]; then
+        log "creating database $DB_NAME"
+        psql_pg -d postgres -c "CREATE DATABASE \"$DB_NAME\"" >/dev/null || die "CREATE DATABASE failed"
+    fi
+}
+
+# The saasodoo-server started by scripts/run.sh, if it is still running.
+server_pid() {
+    local pid
+    [[ -f "$SERVER_PID_FILE" ]] || return 1
+    pid=$(cat "$SERVER_PID_FILE" 2>/dev/null) || return 1
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == saasodoo-serve* ]] || return 1
+    echo "$pid"
+}

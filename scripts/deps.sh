@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages saasodoo needs to build, test and run.
+# This is the single list: scripts/test.sh and scripts/run.sh both call this script.
+# When every package is already installed nothing is fetched, so repeated runs are fast.
+#
+#   bash scripts/deps.sh          install what is missing
+#   bash scripts/deps.sh --list   print the package list
+#   SAASODOO_SKIP_DEPS=1          skip the check entirely
+set -euo pipefail
+
+PACKAGES=(
+    # toolchain
+    build-essential cmake pkg-config clang-format
+    # gRPC core (C API), protobuf-c and the code generators
+    libgrpc-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler protobuf-compiler-grpc
+    # third-party protos: grpc health/reflection, google/api and google/rpc
+    grpc-proto golang-github-grpc-ecosystem-grpc-gateway-dev
+    # the control-plane database and the server's libraries
+    postgresql libpq-dev libcurl4-openssl-dev libyaml-dev libssl-dev
+    # tests: cmocka (unit), Python grpcio and pytest (integration), h2load/nghttp (benchmark)
+    libcmocka-dev python3-grpcio python3-protobuf python3-pytest nghttp2-client
+)
+
+if [[ "${1:-}" == "--list" ]]; then
+    printf '%s\n' "${PACKAGES[@]}"
+    exit 0
+fi
+
+if [[ "${SAASODOO_SKIP_DEPS:-0}" == "1" ]]; then
+    exit 0
+fi
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+    if [[ "$status" != "installed" ]]; then
+        missing+=("$pkg")
+    fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    exit 0
+fi
+
+echo "deps: installing ${missing[*]}" >&2
+SUDO=()
+if [[ $EUID -ne 0 ]]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO=(sudo)
+    else
+        echo "deps: missing packages and not root (no sudo): ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+"${SUDO[@]}" apt-get update
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"

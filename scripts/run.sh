@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The run command: installs dependencies, builds, starts a local PostgreSQL cluster
+# (created on first use) and runs saasodoo-server in the foreground, logging to the
+# terminal. Ctrl-C (or SIGTERM) stops the server gracefully, then PostgreSQL.
+# `bash scripts/stop.sh` stops everything from another terminal.
+#
+# Runtime data lives outside the checkout (nothing is written into the repository):
+#   SAASODOO_DATA_DIR       default /var/lib/saasodoo (PostgreSQL in pg/, socket in run/)
+#   SAASODOO_PG_PORT        default 5544 (unix socket only)
+#   SAASODOO_CONFIG         default config/saasodoo.yaml
+#   SAASODOO_KEEP_POSTGRES  1 = leave PostgreSQL running when the server stops
+# Any server setting can be overridden with SAASODOO_<SECTION>_<KEY>, e.g.
+#   SAASODOO_GRPC_LISTEN=0.0.0.0:50051 bash scripts/run.sh
+set -euo pipefail
+
+# shellcheck source=scripts/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$SAASODOO_ROOT"
+
+BUILD_DIR=${SAASODOO_BUILD_DIR:-build}
+CONFIG=${SAASODOO_CONFIG:-config/saasodoo.yaml}
+SERVER=$BUILD_DIR/bin/saasodoo-server
+
+bash scripts/deps.sh
+bash scripts/build.sh || die "build failed"
+[[ -x "$SERVER" ]] || die "$SERVER was not built"
+
+if pid=$(server_pid); then
+    die "saasodoo-server is already running (pid $pid); stop it with: bash scripts/stop.sh"
+fi
+
+cleanup() {
+    rm -f "$SERVER_PID_FILE"
+    if [[ "${SAASODOO_KEEP_POSTGRES:-0}" != "1" ]]; then
+        pg_stop
+    fi
+}
+trap cleanup EXIT
+
+pg_init
+pg_start
+pg_create_db
+
+# The server follows this script's data locations unless told otherwise.
+export SAASODOO_DATABASE_URL=${SAASODOO_DATABASE_URL:-"host=$PG_SOCKET_DIR port=$PG_PORT dbname=$DB_NAME user=postgres"}
+export SAASODOO_PLATFORM_DATA_DIR=${SAASODOO_PLATFORM_DATA_DIR:-$DATA_DIR}
+LISTEN=${SAASODOO_GRPC_LISTEN:-$(sed -n 's/^ *listen: *"\{0,1\}\([^"#]*\)"\{0,1\}.*/\1/p' "$CONFIG" | head -n 1)}
+LISTEN=${LISTEN:-127.0.0.1:50051}
+CLI=$BUILD_DIR/bin/saasodoo
+CLI_SERVER=""
+PY_ADDR=""
+if [[ "$LISTEN" != "127.0.0.1:50051" ]]; then
+    CLI_SERVER=" --server ${LISTEN/0.0.0.0/127.0.0.1}"
+    PY_ADDR=" ${LISTEN/0.0.0.0/127.0.0.1}"
+fi
+
+cat <<BANNER
+
+  saasodoo control plane
+  ----------------------
+  gRPC API      $LISTEN   (health, server reflection, saasodoo.v1.*)
+  PostgreSQL    $PG_SOCKET_DIR/.s.PGSQL.$PG_PORT   database $DB_NAME   (data in $PG_DATA)
+  config        $CONFIG
+
+  Try it from another terminal:
+    $CLI$CLI_SERVER tenants create acme --plan plans/basic
+    $CLI$CLI_SERVER tenants list
+    $CLI$CLI_SERVER tenants get acme -o json
+    PYTHONPATH=$BUILD_DIR/python /usr/bin/python3 clients/python/example.py$PY_ADDR
+
+  The REST gateway and web UI are not part of this build yet: use gRPC.
+
+  Ctrl-C stops the server and PostgreSQL (or run: bash scripts/stop.sh).
+
+BANNER
+
+server=""
+stopping=0
+
+on_signal() {
+    stopping=1
+    if [[ -n "$server" ]] && kill -0 "$server" 2>/dev/null; then
+        log "stopping saasodoo-server (pid $server)"
+        kill -TERM "$server" 2>/dev/null || true
+    fi
+}
+
+trap on_signal INT TERM
+
+"$SERVER" --config "$CONFIG" &
+server=$!
+echo "$server" >"$SERVER_PID_FILE"
+
+# `wait` returns early when a trapped signal arrives; keep waiting for the server.
+set +e
+while :; do
+    wait "$server"
+    rc=$?
+    if ! kill -0 "$server" 2>/dev/null; then
+        break
+    fi
+done
+set -e
+
+if [[ $stopping -eq 1 ]]; then
+    log "saasodoo-server stopped (exit $rc)"
+elif [[ $rc -ne 0 ]]; then
+    log "saasodoo-server exited with status $rc"
+fi
+exit "$rc"
