@@ -9,13 +9,21 @@
 
 #include "api/app.h"
 #include "config/config.h"
+#include "dbstrategy/dbstrategy.h"
+#include "ops/engine.h"
 #include "ops/watch.h"
+#include "runtime/process.h"
 #include "rpc/health.h"
 #include "rpc/server.h"
 #include "store/migrate.h"
 #include "store/records.h"
 #include "tenants/plans.h"
+#include "store/provisioning.h"
 #include "util/log.h"
+#include "util/secret.h"
+
+#include <errno.h>
+#include <sys/stat.h>
 
 static volatile sig_atomic_t stop_requested;
 
@@ -58,6 +66,80 @@ static int prepare_store(store *st)
         usleep(500 * 1000);
     }
     log_error("msg=\"cannot prepare the control-plane database\" error=\"%s\"", err.message);
+    return -1;
+}
+
+/* mkdir -p with mode for each missing folder. */
+static int make_dirs(const char *path, mode_t mode)
+{
+    char buf[1024];
+    if (sdo_strlcpy(buf, path, sizeof buf) >= sizeof buf)
+        return -1;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, mode) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* The embedded default: with no database server registered, the control plane's own
+ * PostgreSQL (or dbstrategy.shared_admin_url) becomes the first shared server, "local".
+ * Tenant apps reach it over TCP: a unix socket path in the conninfo means 127.0.0.1. */
+static int register_local_server(const sdo_config *cfg, store *st, const secret_key *key,
+                                 const pgc_config *pgc)
+{
+    sdo_error err = {0};
+    PGconn *c = store_acquire(st, &err);
+    if (!c)
+        goto fail;
+    /* tenant roles must not reach the control plane's own database */
+    PGresult *r = PQexec(c, "DO $$ BEGIN EXECUTE format('REVOKE CONNECT, TEMPORARY ON DATABASE"
+                            " %I FROM PUBLIC', current_database()); END $$");
+    PQclear(r);
+    int n = 0;
+    int rc = store_server_count(st, c, &n, &err);
+    if (rc < 0 || n > 0) {
+        store_release(st, c);
+        if (rc < 0)
+            goto fail;
+        return 0;
+    }
+    const char *admin =
+        cfg->dbstrategy_shared_admin_url[0] ? cfg->dbstrategy_shared_admin_url : cfg->database_url;
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(admin, &perr);
+    server_rec s = {0};
+    sdo_strlcpy(s.id, "local", sizeof s.id);
+    sdo_strlcpy(s.kind, "SHARED", sizeof s.kind);
+    sdo_strlcpy(s.host, "127.0.0.1", sizeof s.host);
+    s.port = 5432;
+    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+        if (strcmp(o->keyword, "host") == 0 && o->val && o->val[0] && o->val[0] != '/')
+            sdo_strlcpy(s.host, o->val, sizeof s.host);
+        if (strcmp(o->keyword, "port") == 0 && o->val && o->val[0])
+            s.port = atoi(o->val);
+    }
+    PQconninfoFree(opts);
+    PQfreemem(perr);
+    s.capacity = cfg->dbstrategy_local_capacity;
+    s.accepting = true;
+    s.admin_conninfo = (char *)admin;
+    rc = store_server_insert(st, c, key, &s, "This machine's PostgreSQL", &err);
+    store_release(st, c);
+    if (rc < 0 && rc != -SDO_ALREADY_EXISTS)
+        goto fail;
+    dbs_env env = {st, cfg, key, pgc};
+    dbs_close_public(&env, &s, &err);
+    log_info("msg=\"registered the local PostgreSQL as shared database server 'local'\" host=%s "
+             "port=%d capacity=%d",
+             s.host, s.port, s.capacity);
+    return 0;
+fail:
+    log_error("msg=\"cannot register the local database server\" error=\"%s\"", err.message);
     return -1;
 }
 
@@ -117,6 +199,9 @@ int main(int argc, char **argv)
     store *st =
         store_new(cfg.database_url, cfg.database_pool_size, cfg.database_connect_timeout_seconds);
     op_watch *watch = NULL;
+    engine *eng = NULL;
+    runtime *rt = NULL;
+    secret_key key;
     rpc_registry *reg = NULL;
     rpc_server *srv = NULL;
     sdo_error serr = {0};
@@ -127,8 +212,53 @@ int main(int argc, char **argv)
         log_error("msg=\"cannot store the plan catalogue\" error=\"%s\"", serr.message);
         goto out;
     }
+    /* platform data: the key, tenant apps, filestores, dedicated clusters */
+    char path[1024], apps_dir[1024], files_dir[1024], clusters_dir[1024];
+    if (make_dirs(cfg.platform_data_dir, 0755) < 0) {
+        log_error("msg=\"cannot create the data directory\" path=%s error=\"%s\"",
+                  cfg.platform_data_dir, strerror(errno));
+        goto out;
+    }
+    snprintf(path, sizeof path, "%s/secret.key", cfg.platform_data_dir);
+    snprintf(apps_dir, sizeof apps_dir, "%s/apps", cfg.platform_data_dir);
+    snprintf(files_dir, sizeof files_dir, "%s/filestore", cfg.platform_data_dir);
+    snprintf(clusters_dir, sizeof clusters_dir, "%s/clusters", cfg.platform_data_dir);
+    if (secret_key_load(&key, cfg.security_secret_key, path, err, sizeof err) < 0) {
+        log_error("msg=\"cannot load the platform key\" error=\"%s\"", err);
+        goto out;
+    }
+    pgc_config pgc = {cfg.dbstrategy_pg_bin_dir, cfg.dbstrategy_run_as, clusters_dir};
+    if (register_local_server(&cfg, st, &key, &pgc) < 0)
+        goto out;
+    rt_process_config rcfg = {
+        .state_dir = apps_dir,
+        .filestore_dir = files_dir,
+        .command = cfg.runtime_command,
+        .args = cfg.runtime_args,
+        .port_min = cfg.runtime_port_min,
+        .port_max = cfg.runtime_port_max,
+        .health_timeout_ms = cfg.runtime_health_timeout_seconds * 1000,
+        .restart_backoff_max_ms = cfg.runtime_restart_backoff_max_seconds * 1000,
+        .run_as = NULL,
+    };
+    rt = rt_process_new(&rcfg, &serr);
+    if (!rt) {
+        log_error("msg=\"cannot start the tenant runtime\" error=\"%s\"", serr.message);
+        goto out;
+    }
+    if (!rt->ops->enabled(rt))
+        log_warn("msg=\"tenant apps are not started: no Odoo command is configured; databases "
+                 "are still provisioned. Set runtime.command (SAASODOO_RUNTIME_COMMAND) to the "
+                 "odoo program to run them\"");
+    engine_env eenv = {st, &cfg, rt, &key, &pgc};
+    eng = engine_start(&eenv, cfg.ops_workers, err, sizeof err);
+    if (!eng) {
+        log_error("msg=\"cannot start the operations engine\" error=\"%s\"", err);
+        goto out;
+    }
+    engine_reconcile_apps(eng);
     watch = op_watch_start(st);
-    sdo_app app = {&cfg, st, watch};
+    sdo_app app = {&cfg, st, watch, &key, eng, rt, &pgc};
     reg = api_registry_new();
     if (!reg) {
         log_error("msg=\"the service tables are inconsistent\"");
@@ -160,10 +290,15 @@ int main(int argc, char **argv)
     rpc_health_shutdown();
     op_watch_close(watch);
     rpc_server_shutdown(srv, cfg.grpc_shutdown_grace_seconds * 1000);
+    engine_stop(eng);
+    eng = NULL;
     rc = 0;
     log_info("msg=\"stopped\"");
 out:
     rpc_server_free(srv);
+    engine_stop(eng);
+    if (rt)
+        rt->ops->free(rt);
     op_watch_stop(watch);
     rpc_registry_free(reg);
     store_free(st);

@@ -4,7 +4,10 @@
 #define SDO_APP_H
 
 #include "config/config.h"
+#include "ops/engine.h"
 #include "ops/watch.h"
+#include "runtime/runtime.h"
+#include "util/secret.h"
 #include "rpc/dispatch.h"
 #include "store/store.h"
 
@@ -12,6 +15,10 @@ typedef struct sdo_app {
     const sdo_config *cfg;
     store *st;
     op_watch *watch;
+    const secret_key *key;
+    engine *eng;
+    runtime *rt;
+    const pgc_config *pgc;
 } sdo_app;
 
 /* Builds the registry of every service: saasodoo.v1, health and reflection, with the

@@ -6,5 +6,6 @@
 
 extern const rpc_handler tenant_handlers[];
 extern const rpc_handler operation_handlers[];
+extern const rpc_handler admin_handlers[];
 
 #endif

@@ -32,7 +32,7 @@ rpc_registry *api_registry_new(void)
         rpc_registry_add(r, &saasodoo__v1__billing_service__descriptor, none) < 0 ||
         rpc_registry_add(r, &saasodoo__v1__monitoring_service__descriptor, none) < 0 ||
         rpc_registry_add(r, &saasodoo__v1__identity_service__descriptor, none) < 0 ||
-        rpc_registry_add(r, &saasodoo__v1__admin_service__descriptor, none) < 0 ||
+        rpc_registry_add(r, &saasodoo__v1__admin_service__descriptor, admin_handlers) < 0 ||
         rpc_health_register(r) < 0 ||
         rpc_reflection_register(r, saasodoo_descriptor_set, saasodoo_descriptor_set_len) < 0) {
         rpc_registry_free(r);

@@ -1,6 +1,5 @@
 /* saasodoo.v1.TenantService: request validation and mapping to the tenant domain.
- * Create, Get, List and Update are served here; the lifecycle methods (Delete, Suspend,
- * Resume, Migrate) answer UNIMPLEMENTED until the provisioning engine serves them. */
+ * Create and the lifecycle methods record an operation for the engine and return it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,12 +118,83 @@ static int create_tenant(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMes
         .requester = ctx->principal,
     };
     Saasodoo__V1__Operation *op = NULL;
-    int rc = tenants_create(app->st, app->cfg, &in, &rk, &op, err);
+    int rc = tenants_create(app->st, app->cfg, app->key, &in, &rk, &op, err);
     sdo_buf_free(&labels);
     if (rc < 0)
         return rc;
+    engine_kick(app->eng);
     *resp = &op->base;
     return 0;
+}
+
+/* Suspend, resume, delete and migrate share their shape: name, request id, an operation. */
+static int change_tenant(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessage **resp,
+                         tenant_change *in, const char *name, const char *request_id)
+{
+    sdo_app *app = ctx->app;
+    char id[64];
+    if (resource_name_parse(name, "tenants", "name", id, sizeof id, &ctx->err) < 0 ||
+        api_request_id_check(request_id, &ctx->err) < 0)
+        return -1;
+    in->tenant_id = id;
+    in->requester = ctx->principal;
+    request_key rk;
+    request_key_init(&rk, ctx, msg, request_id);
+    Saasodoo__V1__Operation *op = NULL;
+    if (tenants_change(app->st, app->key, in, &rk, &op, &ctx->err) < 0)
+        return -1;
+    engine_kick(app->eng);
+    *resp = &op->base;
+    return 0;
+}
+
+static int delete_tenant(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+    const Saasodoo__V1__DeleteTenantRequest *req = (const void *)msg;
+    tenant_change in = {.kind = "DELETE_TENANT", .etag = req->etag};
+    return change_tenant(ctx, msg, resp, &in, req->name, req->request_id);
+}
+
+static int suspend_tenant(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+    const Saasodoo__V1__SuspendTenantRequest *req = (const void *)msg;
+    if (display_name_check(req->reason, "reason", &ctx->err) < 0)
+        return -1;
+    tenant_change in = {.kind = "SUSPEND_TENANT", .reason = req->reason};
+    return change_tenant(ctx, msg, resp, &in, req->name, req->request_id);
+}
+
+static int resume_tenant(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+    const Saasodoo__V1__ResumeTenantRequest *req = (const void *)msg;
+    tenant_change in = {.kind = "RESUME_TENANT"};
+    return change_tenant(ctx, msg, resp, &in, req->name, req->request_id);
+}
+
+static int migrate_tenant(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+    const Saasodoo__V1__MigrateTenantRequest *req = (const void *)msg;
+    char server[64] = "";
+    if (req->target_strategy == SAASODOO__V1__DATABASE_STRATEGY__DATABASE_STRATEGY_UNSPECIFIED)
+        return sdo_fail_field(&ctx->err, "target_strategy",
+                              "target_strategy is required: SHARED or DEDICATED");
+    if (req->target_database_server[0] &&
+        resource_name_parse(req->target_database_server, "databaseServers",
+                            "target_database_server", server, sizeof server, &ctx->err) < 0)
+        return -1;
+    if (req->target_database_server[0] &&
+        req->target_strategy != SAASODOO__V1__DATABASE_STRATEGY__SHARED)
+        return sdo_fail_field(&ctx->err, "target_database_server",
+                              "target_database_server can only be given with target_strategy "
+                              "SHARED: a dedicated server is made for the tenant");
+    tenant_change in = {
+        .kind = "MIGRATE_TENANT",
+        .target_strategy = req->target_strategy == SAASODOO__V1__DATABASE_STRATEGY__DEDICATED
+                               ? "DEDICATED"
+                               : "SHARED",
+        .target_server = server,
+    };
+    return change_tenant(ctx, msg, resp, &in, req->name, req->request_id);
 }
 
 static int get_tenant(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessage **resp)
@@ -285,5 +355,9 @@ const rpc_handler tenant_handlers[] = {
     {"GetTenant", RPC_UNARY, get_tenant, NULL, NULL},
     {"ListTenants", RPC_UNARY, list_tenants, NULL, NULL},
     {"UpdateTenant", RPC_UNARY, update_tenant, NULL, NULL},
+    {"DeleteTenant", RPC_UNARY, delete_tenant, NULL, NULL},
+    {"SuspendTenant", RPC_UNARY, suspend_tenant, NULL, NULL},
+    {"ResumeTenant", RPC_UNARY, resume_tenant, NULL, NULL},
+    {"MigrateTenant", RPC_UNARY, migrate_tenant, NULL, NULL},
     {NULL, 0, NULL, NULL, NULL},
 };

@@ -16,7 +16,8 @@
 #include "util/log.h"
 #include "util/util.h"
 
-typedef enum { CFG_STRING, CFG_INT } cfg_type;
+/* CFG_STRING must not be empty; CFG_STRING_EMPTY may be. */
+typedef enum { CFG_STRING, CFG_STRING_EMPTY, CFG_INT } cfg_type;
 
 typedef struct cfg_key {
     const char *section;
@@ -51,6 +52,38 @@ static const cfg_key cfg_keys[] = {
      "17.0", NULL},
     {"tenants", "deleted_id_retention_days", CFG_INT, OFF(tenants_deleted_id_retention_days), 0,
      36500, "30", NULL},
+    {"runtime", "kind", CFG_STRING, OFF(runtime_kind), 0, 0, "process", "process"},
+    {"runtime", "command", CFG_STRING_EMPTY, OFF(runtime_command), 0, 0, "", NULL},
+    {"runtime", "args", CFG_STRING_EMPTY, OFF(runtime_args), 0, 0,
+     "--database={db_name} --db_host={db_host} --db_port={db_port} --db_user={db_user} "
+     "--db-filter=^{db_name}$ --http-port={http_port} --data-dir={data_dir} "
+     "--workers={workers} --no-database-list",
+     NULL},
+    {"runtime", "port_min", CFG_INT, OFF(runtime_port_min), 1024, 65535, "20000", NULL},
+    {"runtime", "port_max", CFG_INT, OFF(runtime_port_max), 1024, 65535, "29999", NULL},
+    {"runtime", "health_timeout_seconds", CFG_INT, OFF(runtime_health_timeout_seconds), 1, 3600,
+     "60", NULL},
+    {"runtime", "restart_backoff_max_seconds", CFG_INT, OFF(runtime_restart_backoff_max_seconds), 1,
+     3600, "60", NULL},
+    {"dbstrategy", "template_database", CFG_STRING, OFF(dbstrategy_template_database), 0, 0,
+     "saasodoo_template", NULL},
+    {"dbstrategy", "template_owner", CFG_STRING, OFF(dbstrategy_template_owner), 0, 0,
+     "saasodoo_template", NULL},
+    {"dbstrategy", "shared_admin_url", CFG_STRING_EMPTY, OFF(dbstrategy_shared_admin_url), 0, 0, "",
+     NULL},
+    {"dbstrategy", "pg_bin_dir", CFG_STRING, OFF(dbstrategy_pg_bin_dir), 0, 0,
+     "/usr/lib/postgresql/15/bin", NULL},
+    {"dbstrategy", "run_as", CFG_STRING, OFF(dbstrategy_run_as), 0, 0, "postgres", NULL},
+    {"dbstrategy", "dedicated_port_min", CFG_INT, OFF(dbstrategy_dedicated_port_min), 1024, 65535,
+     "15432", NULL},
+    {"dbstrategy", "dedicated_port_max", CFG_INT, OFF(dbstrategy_dedicated_port_max), 1024, 65535,
+     "15999", NULL},
+    {"dbstrategy", "local_capacity", CFG_INT, OFF(dbstrategy_local_capacity), 0, 100000, "500",
+     NULL},
+    {"ops", "workers", CFG_INT, OFF(ops_workers), 1, 64, "2", NULL},
+    {"ops", "max_attempts", CFG_INT, OFF(ops_max_attempts), 1, 100, "5", NULL},
+    {"ops", "retry_base_ms", CFG_INT, OFF(ops_retry_base_ms), 1, 600000, "500", NULL},
+    {"security", "secret_key", CFG_STRING_EMPTY, OFF(security_secret_key), 0, 0, "", NULL},
 };
 #define NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 
@@ -85,7 +118,7 @@ static int cfg_set(sdo_config *cfg, const cfg_key *k, const char *val, const cha
         *(int *)slot = (int)v;
         return 0;
     }
-    if (!*val) {
+    if (!*val && k->type == CFG_STRING) {
         errf(err, errsz, "%s: %s.%s: must not be empty", where, k->section, k->key);
         return -1;
     }
@@ -276,6 +309,26 @@ static int cfg_finish(sdo_config *cfg, char *err, size_t errsz)
     if (cfg_env(cfg, err, errsz) < 0)
         return -1;
     cfg_resolve(cfg);
+    if (cfg->runtime_port_min > cfg->runtime_port_max) {
+        errf(err, errsz, "runtime.port_min (%d) is above runtime.port_max (%d)",
+             cfg->runtime_port_min, cfg->runtime_port_max);
+        return -1;
+    }
+    if (cfg->dbstrategy_dedicated_port_min > cfg->dbstrategy_dedicated_port_max) {
+        errf(err, errsz, "dbstrategy.dedicated_port_min (%d) is above dedicated_port_max (%d)",
+             cfg->dbstrategy_dedicated_port_min, cfg->dbstrategy_dedicated_port_max);
+        return -1;
+    }
+    size_t kl = strlen(cfg->security_secret_key);
+    bool hex = kl == 64;
+    for (size_t i = 0; hex && i < kl; i++)
+        hex = isxdigit((unsigned char)cfg->security_secret_key[i]) != 0;
+    if (kl && !hex) {
+        errf(err, errsz,
+             "security.secret_key must be 64 hexadecimal digits (32 bytes); generate "
+             "one with: openssl rand -hex 32");
+        return -1;
+    }
     return 0;
 }
 
@@ -339,7 +392,7 @@ void config_free(sdo_config *cfg)
     free(cfg->dir);
     cfg->path = cfg->dir = NULL;
     for (size_t i = 0; i < NKEYS; i++) {
-        if (cfg_keys[i].type == CFG_STRING) {
+        if (cfg_keys[i].type != CFG_INT) {
             char **s = (char **)((char *)cfg + cfg_keys[i].offset);
             free(*s);
             *s = NULL;
@@ -378,7 +431,9 @@ void config_print(const sdo_config *cfg)
             printf("%s.%s = %d\n", k->section, k->key, *(const int *)slot);
         } else {
             const char *v = *(char *const *)slot;
-            if (strcmp(k->key, "url") == 0) {
+            if (strcmp(k->key, "secret_key") == 0 && v[0]) {
+                v = "***";
+            } else if (strcmp(k->key, "url") == 0 || strcmp(k->key, "shared_admin_url") == 0) {
                 mask_secret(v, masked, sizeof masked);
                 v = masked;
             }

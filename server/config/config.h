@@ -27,6 +27,29 @@ typedef struct sdo_config {
     char *platform_default_odoo_version;
 
     int tenants_deleted_id_retention_days;
+
+    char *runtime_kind;
+    char *runtime_command; /* "" = tenant apps are not started */
+    char *runtime_args;    /* space-separated argv template with {placeholders} */
+    int runtime_port_min;
+    int runtime_port_max;
+    int runtime_health_timeout_seconds;
+    int runtime_restart_backoff_max_seconds;
+
+    char *dbstrategy_template_database;
+    char *dbstrategy_template_owner;
+    char *dbstrategy_shared_admin_url; /* "" = the control-plane server (database.url) */
+    char *dbstrategy_pg_bin_dir;
+    char *dbstrategy_run_as;
+    int dbstrategy_dedicated_port_min;
+    int dbstrategy_dedicated_port_max;
+    int dbstrategy_local_capacity;
+
+    int ops_workers;
+    int ops_max_attempts;
+    int ops_retry_base_ms;
+
+    char *security_secret_key; /* 64 hex digits; "" = read or create data_dir/secret.key */
 } sdo_config;
 
 /* Loads defaults, then the YAML file at path (skipped when path is NULL), then the

@@ -512,6 +512,19 @@ static void on_close(rpc_call *c)
         fn = c->on_cancel;
         arg = c->cancel_arg;
         c->on_cancel = NULL;
+        /* The client left (cancel, deadline): end the call so its life reference goes and
+         * the access log sees it. A send in flight ends it from on_sent instead. */
+        if (!c->status_sent && !c->finish_pending) {
+            sdo_fail(&c->ctx.err, SDO_CANCELLED, "the client went away");
+            if (c->send_in_flight) {
+                c->finish_pending = true;
+                c->finish_code = SDO_CANCELLED;
+                free(c->finish_msg);
+                c->finish_msg = sdo_strdup("the client went away");
+            } else {
+                send_status_locked(c, SDO_CANCELLED, "the client went away", NULL);
+            }
+        }
     }
     pthread_mutex_unlock(&c->mu);
     if (fn)

@@ -172,6 +172,23 @@ char *store_plan_ids(store *st, PGconn *c)
     " labels::text,"                                                                               \
     " version, " US("create_time") ", " US("update_time") ", " US("delete_time") ", seq"
 
+int store_tenant_purge_deleted(store *st, PGconn *c, const char *id, int days, sdo_error *err)
+{
+    char d[16];
+    snprintf(d, sizeof d, "%d", days);
+    const char *p[] = {id, d};
+    PGresult *r =
+        store_exec(st, c,
+                   "DELETE FROM tenants WHERE id = $1 AND state = 'DELETED' AND"
+                   " delete_time < clock_timestamp() - make_interval(days => $2::integer)",
+                   2, p, err, NULL);
+    if (!r)
+        return failed(err);
+    int n = atoi(PQcmdTuples(r));
+    PQclear(r);
+    return n;
+}
+
 void tenant_etag(int64_t version, char *out, size_t outsz)
 {
     snprintf(out, outsz, "v%" PRId64, version);
@@ -357,11 +374,12 @@ int store_tenant_set_state(store *st, PGconn *c, const char *id, const char *fro
                            const char *reason, sdo_error *err)
 {
     const char *p[] = {id, from, to, reason};
-    PGresult *r = store_exec(st, c,
-                             "UPDATE tenants SET state = $3, state_reason = $4,"
-                             " version = version + 1, update_time = clock_timestamp()"
-                             " WHERE id = $1 AND ($2::text IS NULL OR state = $2)",
-                             4, p, err, NULL);
+    PGresult *r =
+        store_exec(st, c,
+                   "UPDATE tenants SET state = $3, state_reason = coalesce($4, state_reason),"
+                   " version = version + 1, update_time = clock_timestamp()"
+                   " WHERE id = $1 AND ($2::text IS NULL OR state = $2)",
+                   4, p, err, NULL);
     if (!r)
         return failed(err);
     int n = atoi(PQcmdTuples(r));
@@ -406,12 +424,19 @@ static Saasodoo__V1__Operation *op_from_row(const PGresult *r, int i)
 int store_op_insert(store *st, PGconn *c, const op_row *row, Saasodoo__V1__Operation **out,
                     sdo_error *err)
 {
-    const char *p[] = {row->id,   row->kind,      row->target,    row->state,
-                       row->step, row->requester, row->request_id};
+    const char *p[] = {
+        row->id,   row->kind,      row->target,     row->state,
+        row->step, row->requester, row->request_id, row->params_json ? row->params_json : "{}"};
+    char state[6];
     PGresult *r = store_exec(st, c,
                              "INSERT INTO operations (id, kind, target, state, step, requester,"
-                             " request_id) VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING " OP_COLS,
-                             7, p, err, NULL);
+                             " request_id, params) VALUES ($1,$2,$3,$4,$5,$6,$7,$8::jsonb)"
+                             " RETURNING " OP_COLS,
+                             8, p, err, state);
+    if (!r && strcmp(state, "23505") == 0)
+        return sdo_fail(err, SDO_FAILED_PRECONDITION,
+                        "'%s' already has an operation running; wait for it or cancel it",
+                        row->target);
     if (!r)
         return failed(err);
     *out = op_from_row(r, 0);

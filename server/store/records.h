@@ -67,9 +67,14 @@ int store_tenant_count(store *st, PGconn *c, const tenant_query *q, int *total, 
 int store_tenant_update(store *st, PGconn *c, const char *id, int64_t etag_version,
                         const char *display_name, const char *labels_json,
                         Saasodoo__V1__Tenant **out, sdo_error *err);
-/* Moves a tenant from state `from` (NULL = any) to `to` with a reason. Returns rows changed. */
+/* Moves a tenant from state `from` (NULL = any) to `to` with a reason (NULL keeps the current
+ * one). Returns rows changed. */
 int store_tenant_set_state(store *st, PGconn *c, const char *id, const char *from, const char *to,
                            const char *reason, sdo_error *err);
+
+/* Removes a DELETED tenant's record once its id may be taken again (deleted more than days
+ * ago). Returns the number of records removed. */
+int store_tenant_purge_deleted(store *st, PGconn *c, const char *id, int days, sdo_error *err);
 
 /* Etag of a tenant version, and back; parse returns -1 for a malformed etag. */
 void tenant_etag(int64_t version, char *out, size_t outsz);
@@ -93,6 +98,7 @@ typedef struct op_row {
     const char *step;
     const char *requester;
     const char *request_id;
+    const char *params_json; /* NULL = {} */
 } op_row;
 
 int store_op_insert(store *st, PGconn *c, const op_row *row, Saasodoo__V1__Operation **out,

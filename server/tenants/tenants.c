@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/provisioning.h"
+#include "util/buf.h"
 #include "util/log.h"
 
 static int failed(sdo_error *err)
@@ -61,8 +63,9 @@ static int remember(store *st, PGconn *c, const request_key *rk, const ProtobufC
     return rc;
 }
 
-int tenants_create(store *st, const sdo_config *cfg, const tenant_create_input *in,
-                   const request_key *rk, Saasodoo__V1__Operation **out, sdo_error *err)
+int tenants_create(store *st, const sdo_config *cfg, const secret_key *key,
+                   const tenant_create_input *in, const request_key *rk,
+                   Saasodoo__V1__Operation **out, sdo_error *err)
 {
     Saasodoo__V1__Plan *plan = NULL;
     Saasodoo__V1__Tenant *t = NULL;
@@ -120,6 +123,18 @@ int tenants_create(store *st, const sdo_config *cfg, const tenant_create_input *
 
     if ((rc = store_begin(st, c, err)) < 0)
         goto out;
+    /* A shared tenant needs a server with room now; say so at once rather than fail later. */
+    if (plan->database_strategy != SAASODOO__V1__DATABASE_STRATEGY__DEDICATED) {
+        server_rec room = {0};
+        rc = store_server_pick_shared(st, c, key, NULL, &room, err);
+        server_rec_free(&room);
+        if (rc < 0)
+            goto rollback;
+    }
+    /* The id of a tenant deleted long enough ago may be taken again. */
+    if ((rc = store_tenant_purge_deleted(st, c, in->tenant_id,
+                                         cfg->tenants_deleted_id_retention_days, err)) < 0)
+        goto rollback;
     rc = store_tenant_insert(st, c, &row, &t, err);
     if (rc == 0) {
         store_rollback(c);
@@ -130,8 +145,9 @@ int tenants_create(store *st, const sdo_config *cfg, const tenant_create_input *
         if (store_tenant_get(st, c, in->tenant_id, false, &existing, err) == 0 &&
             existing->state == SAASODOO__V1__TENANT__STATE__DELETED)
             sdo_fail(err, SDO_ALREADY_EXISTS,
-                     "tenant id '%s' belonged to a deleted tenant and cannot be taken again yet",
-                     in->tenant_id);
+                     "tenant id '%s' belonged to a tenant deleted less than %d days ago and "
+                     "cannot be taken again yet",
+                     in->tenant_id, cfg->tenants_deleted_id_retention_days);
         else
             sdo_fail(err, SDO_ALREADY_EXISTS,
                      "tenant 'tenants/%s' already exists; choose another "
@@ -272,5 +288,191 @@ int tenants_list(store *st, const tenant_query *q, Saasodoo__V1__Tenant ***out, 
     if (rc == 0)
         rc = store_tenant_count(st, c, q, total, err);
     store_release(st, c);
+    return rc;
+}
+
+static const char *state_name(Saasodoo__V1__Tenant__State s)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&saasodoo__v1__tenant__state__descriptor, (int)s);
+    return v ? v->name : "UNKNOWN";
+}
+
+static const char *kind_verb(const char *kind)
+{
+    if (strcmp(kind, "SUSPEND_TENANT") == 0)
+        return "suspended";
+    if (strcmp(kind, "RESUME_TENANT") == 0)
+        return "resumed";
+    if (strcmp(kind, "DELETE_TENANT") == 0)
+        return "deleted";
+    return "migrated";
+}
+
+/* Which states each change starts from. */
+static bool change_allowed(const char *kind, Saasodoo__V1__Tenant__State st, const char **need)
+{
+    if (strcmp(kind, "SUSPEND_TENANT") == 0) {
+        *need = "ACTIVE";
+        return st == SAASODOO__V1__TENANT__STATE__ACTIVE;
+    }
+    if (strcmp(kind, "RESUME_TENANT") == 0) {
+        *need = "SUSPENDED";
+        return st == SAASODOO__V1__TENANT__STATE__SUSPENDED;
+    }
+    if (strcmp(kind, "DELETE_TENANT") == 0) {
+        *need = "ACTIVE, SUSPENDED or FAILED";
+        return st == SAASODOO__V1__TENANT__STATE__ACTIVE ||
+               st == SAASODOO__V1__TENANT__STATE__SUSPENDED ||
+               st == SAASODOO__V1__TENANT__STATE__FAILED;
+    }
+    *need = "ACTIVE";
+    return st == SAASODOO__V1__TENANT__STATE__ACTIVE;
+}
+
+static const char *op_kind_name(Saasodoo__V1__Operation__Kind k)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&saasodoo__v1__operation__kind__descriptor, (int)k);
+    return v ? v->name : "UNKNOWN";
+}
+
+int tenants_change(store *st, const secret_key *key, const tenant_change *in, const request_key *rk,
+                   Saasodoo__V1__Operation **out, sdo_error *err)
+{
+    Saasodoo__V1__Tenant *cur = NULL;
+    Saasodoo__V1__Operation *running = NULL;
+    sdo_buf params = {0};
+    char target[64];
+    snprintf(target, sizeof target, "tenants/%s", in->tenant_id);
+
+    PGconn *c = store_acquire(st, err);
+    if (!c)
+        return failed(err);
+    int rc = replay(st, c, rk, &saasodoo__v1__operation__descriptor, (ProtobufCMessage **)out, err);
+    if (rc != 0)
+        goto out;
+    if ((rc = store_begin(st, c, err)) < 0)
+        goto out;
+    if ((rc = store_tenant_get(st, c, in->tenant_id, true, &cur, err)) < 0)
+        goto rollback;
+    rc = store_op_running_on(st, c, target, &running, err);
+    if (rc < 0)
+        goto rollback;
+    if (rc == 1) {
+        rc = sdo_fail(err, SDO_FAILED_PRECONDITION,
+                      "tenant '%s' has operation '%s' (%s) running; wait for it to finish or "
+                      "cancel it",
+                      target, running->name, op_kind_name(running->kind));
+        sdo_error_reason(err, "OPERATION_RUNNING");
+        goto rollback;
+    }
+    const char *need = "";
+    if (!change_allowed(in->kind, cur->state, &need)) {
+        rc = sdo_fail(err, SDO_FAILED_PRECONDITION,
+                      "tenant '%s' is %s; it can only be %s when it is %s", target,
+                      state_name(cur->state), kind_verb(in->kind), need);
+        sdo_error_reason(err, "TENANT_STATE");
+        goto rollback;
+    }
+    if (in->etag && in->etag[0] && strcmp(in->etag, cur->etag) != 0) {
+        rc = sdo_fail(err, SDO_ABORTED,
+                      "etag '%s' is stale: tenant '%s' changed since you read it (now '%s'); "
+                      "get it again and retry",
+                      in->etag, target, cur->etag);
+        goto rollback;
+    }
+    sdo_buf_puts(&params, "{");
+    const char *new_state = NULL;
+    if (strcmp(in->kind, "MIGRATE_TENANT") == 0) {
+        const char *from = cur->database_strategy == SAASODOO__V1__DATABASE_STRATEGY__DEDICATED
+                               ? "DEDICATED"
+                               : "SHARED";
+        if (strcmp(in->target_strategy, "DEDICATED") == 0 && strcmp(from, "DEDICATED") == 0) {
+            rc = sdo_fail(err, SDO_FAILED_PRECONDITION,
+                          "tenant '%s' already has a database server of its own", target);
+            goto rollback;
+        }
+        if (strcmp(in->target_strategy, "SHARED") == 0) {
+            server_rec s = {0};
+            if (in->target_server[0]) {
+                rc = store_server_get(st, c, key, in->target_server, &s, err);
+                if (rc == -SDO_NOT_FOUND) {
+                    sdo_fail_field(err, "target_database_server",
+                                   "target_database_server 'databaseServers/%s' does not exist",
+                                   in->target_server);
+                    rc = -SDO_INVALID_ARGUMENT;
+                } else if (rc == 0 && strcmp(s.kind, "SHARED") != 0) {
+                    rc = sdo_fail_field(err, "target_database_server",
+                                        "target_database_server '%s' is not a shared server",
+                                        in->target_server);
+                } else if (rc == 0 && strcmp(s.id, cur->database_server) == 0) {
+                    rc = sdo_fail(err, SDO_FAILED_PRECONDITION,
+                                  "tenant '%s' is already on database server '%s'", target, s.id);
+                } else if (rc == 0 && s.load >= s.capacity) {
+                    rc = sdo_fail(err, SDO_RESOURCE_EXHAUSTED,
+                                  "database server '%s' is full (%d of %d tenants)", s.id, s.load,
+                                  s.capacity);
+                }
+            } else {
+                rc = store_server_pick_shared(st, c, key, cur->database_server, &s, err);
+            }
+            server_rec_free(&s);
+            if (rc < 0)
+                goto rollback;
+        }
+        sdo_buf_printf(&params, "\"target_strategy\": \"%s\", \"prefer_server\": \"%s\"",
+                       in->target_strategy, in->target_server);
+        new_state = "MIGRATING";
+    } else if (strcmp(in->kind, "DELETE_TENANT") == 0) {
+        new_state = "DELETING";
+    }
+    sdo_buf_puts(&params, "}");
+    if (new_state && (rc = store_tenant_set_state(st, c, in->tenant_id, NULL, new_state,
+                                                  cur->state_reason, err)) < 0)
+        goto rollback;
+    if (strcmp(in->kind, "SUSPEND_TENANT") == 0 && in->reason && in->reason[0] &&
+        (rc = store_tenant_set_state(st, c, in->tenant_id, NULL, "ACTIVE", in->reason, err)) < 0)
+        goto rollback;
+    char opid[37];
+    sdo_uuid4(opid);
+    op_row op = {
+        .id = opid,
+        .kind = in->kind,
+        .target = target,
+        .state = "PENDING",
+        .step = "waiting to start",
+        .requester = in->requester,
+        .request_id = rk && rk->request_id ? rk->request_id : "",
+        .params_json = params.data,
+    };
+    if ((rc = store_op_insert(st, c, &op, out, err)) < 0)
+        goto rollback;
+    rc = remember(st, c, rk, &(*out)->base, err);
+    if (rc == 0)
+        rc = sdo_fail(err, SDO_ABORTED, "request_id '%s' is being used by a concurrent request",
+                      rk->request_id);
+    if (rc < 0)
+        goto rollback;
+    rc = store_commit(st, c, err);
+    if (rc == 0)
+        log_info("msg=\"tenant change recorded\" tenant=%s kind=%s operation=%s", in->tenant_id,
+                 in->kind, opid);
+    goto out;
+rollback:
+    store_rollback(c);
+    if (*out) {
+        protobuf_c_message_free_unpacked(&(*out)->base, NULL);
+        *out = NULL;
+    }
+out:
+    if (rc == 1)
+        rc = 0;
+    store_release(st, c);
+    sdo_buf_free(&params);
+    if (cur)
+        protobuf_c_message_free_unpacked(&cur->base, NULL);
+    if (running)
+        protobuf_c_message_free_unpacked(&running->base, NULL);
     return rc;
 }

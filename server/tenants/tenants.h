@@ -9,6 +9,7 @@
 #include "saasodoo/v1/tenant.pb-c.h"
 #include "store/records.h"
 #include "store/store.h"
+#include "util/secret.h"
 
 /* A client's request id and a digest of its request, for safe retries. */
 typedef struct request_key {
@@ -31,8 +32,26 @@ typedef struct tenant_create_input {
  * INVALID_ARGUMENT for an unknown plan, ALREADY_EXISTS for a taken id, INVALID_ARGUMENT for a
  * request id reused with another request; a retry of the same request returns the first
  * operation. */
-int tenants_create(store *st, const sdo_config *cfg, const tenant_create_input *in,
-                   const request_key *rk, Saasodoo__V1__Operation **out, sdo_error *err);
+int tenants_create(store *st, const sdo_config *cfg, const secret_key *key,
+                   const tenant_create_input *in, const request_key *rk,
+                   Saasodoo__V1__Operation **out, sdo_error *err);
+
+/* A lifecycle change: suspend, resume, delete or migrate. */
+typedef struct tenant_change {
+    const char *kind; /* SUSPEND_TENANT, RESUME_TENANT, DELETE_TENANT, MIGRATE_TENANT */
+    const char *tenant_id;
+    const char *etag;            /* DELETE: "" skips the check */
+    const char *reason;          /* SUSPEND: why, kept as the tenant's state reason */
+    const char *target_strategy; /* MIGRATE: "SHARED" or "DEDICATED" */
+    const char *target_server;   /* MIGRATE: a server id to move to, or "" */
+    const char *requester;
+} tenant_change;
+
+/* Records the operation for a change after checking it is allowed now: FAILED_PRECONDITION
+ * naming the running operation or the tenant's state, ABORTED for a stale etag,
+ * RESOURCE_EXHAUSTED when no server can take a migrating tenant. */
+int tenants_change(store *st, const secret_key *key, const tenant_change *in, const request_key *rk,
+                   Saasodoo__V1__Operation **out, sdo_error *err);
 
 int tenants_get(store *st, const char *id, Saasodoo__V1__Tenant **out, sdo_error *err);
 

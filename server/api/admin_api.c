@@ -1,0 +1,275 @@
+/* saasodoo.v1.AdminService: database servers and the consistency check. Users and the audit
+ * log arrive with identity and answer UNIMPLEMENTED until then. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/app.h"
+#include "api/filter.h"
+#include "api/handlers.h"
+#include "api/pagination.h"
+#include "dbstrategy/dbstrategy.h"
+#include "ops/fsck.h"
+#include "store/provisioning.h"
+#include "tenants/validate.h"
+
+#define SERVER_CAPACITY_DEFAULT 100
+
+static const char *const server_filter_fields[] = {"kind", "accepting_tenants", NULL};
+
+static int list_servers(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+    const Saasodoo__V1__ListDatabaseServersRequest *req = (const void *)msg;
+    sdo_app *app = ctx->app;
+    sdo_error *err = &ctx->err;
+    filter_expr f;
+    int limit;
+    if (page_size_resolve(req->page_size, &limit, err) < 0 ||
+        filter_parse(req->filter, server_filter_fields, &f, err) < 0)
+        return -1;
+    const char *kind = filter_get(&f, "kind");
+    const char *acc = filter_get(&f, "accepting_tenants");
+    if (kind) {
+        if (strcmp(kind, "SHARED") == 0 || strcmp(kind, "DEDICATED") == 0)
+            ; /* as stored */
+        else
+            return sdo_fail_field(err, "filter", "filter: kind must be SHARED or DEDICATED");
+    }
+    int accepting = -1;
+    if (acc) {
+        if (strcmp(acc, "true") == 0)
+            accepting = 1;
+        else if (strcmp(acc, "false") == 0)
+            accepting = 0;
+        else
+            return sdo_fail_field(err, "filter", "filter: accepting_tenants must be true or false");
+    }
+    char scope[FILTER_MAX_LEN + 32];
+    snprintf(scope, sizeof scope, "servers|%s", req->filter);
+    int64_t after = 0;
+    if (page_token_decode(req->page_token, scope, &after, err) < 0)
+        return -1;
+    PGconn *c = store_acquire(app->st, err);
+    if (!c)
+        return -1;
+    Saasodoo__V1__DatabaseServer **items = NULL;
+    size_t n = 0;
+    int64_t last = 0;
+    bool more = false;
+    int rc =
+        store_server_list(app->st, c, kind, accepting, after, limit, &items, &n, &last, &more, err);
+    store_release(app->st, c);
+    if (rc < 0)
+        return -1;
+    Saasodoo__V1__ListDatabaseServersResponse *out = sdo_malloc(sizeof *out);
+    saasodoo__v1__list_database_servers_response__init(out);
+    out->database_servers = items;
+    out->n_database_servers = n;
+    if (more) {
+        char tok[PAGE_TOKEN_MAX];
+        page_token_encode(last, scope, tok, sizeof tok);
+        out->next_page_token = sdo_strdup(tok);
+    }
+    *resp = &out->base;
+    return 0;
+}
+
+/* Connects with the given conninfo and checks the role may create databases and roles. */
+static int probe_server(const char *id, const char *conninfo, sdo_error *err)
+{
+    server_rec s = {0};
+    sdo_strlcpy(s.id, id, sizeof s.id);
+    s.admin_conninfo = (char *)conninfo;
+    PGconn *c = dbs_connect(&s, NULL, err);
+    if (!c) {
+        char why[400];
+        sdo_strlcpy(why, err->message, sizeof why);
+        return sdo_fail(err, SDO_FAILED_PRECONDITION, "%s; check admin_conninfo", why);
+    }
+    PGresult *r = PQexec(c, "SELECT rolsuper OR (rolcreatedb AND rolcreaterole) FROM pg_roles"
+                            " WHERE rolname = current_user");
+    bool ok =
+        PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    PQfinish(c);
+    if (!ok)
+        return sdo_fail(err, SDO_FAILED_PRECONDITION,
+                        "the role of admin_conninfo may not create databases and roles on "
+                        "database server '%s'; use a superuser or a role with CREATEDB "
+                        "CREATEROLE",
+                        id);
+    return 0;
+}
+
+static int create_server(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+    const Saasodoo__V1__CreateDatabaseServerRequest *req = (const void *)msg;
+    sdo_app *app = ctx->app;
+    sdo_error *err = &ctx->err;
+    const Saasodoo__V1__DatabaseServer *d = req->database_server;
+    if (tenant_id_validate(req->database_server_id, "database_server_id", err) < 0)
+        return -1;
+    if (!d)
+        return sdo_fail_field(err, "database_server",
+                              "database_server is required (host, port, admin_conninfo)");
+    if (!d->host[0] || strlen(d->host) > 253)
+        return sdo_fail_field(err, "database_server.host",
+                              "database_server.host is required: where tenant apps reach the "
+                              "server (a host name or address)");
+    if (d->port < 1 || d->port > 65535)
+        return sdo_fail_field(err, "database_server.port",
+                              "database_server.port %d must be between 1 and 65535", d->port);
+    if (!d->admin_conninfo[0])
+        return sdo_fail_field(err, "database_server.admin_conninfo",
+                              "database_server.admin_conninfo is required: a libpq conninfo "
+                              "of a role that may create databases and roles");
+    if (d->kind == SAASODOO__V1__DATABASE_SERVER__KIND__DEDICATED)
+        return sdo_fail_field(err, "database_server.kind",
+                              "dedicated servers are made by the platform for their tenant; "
+                              "register shared servers only");
+    if (d->capacity < 0)
+        return sdo_fail_field(err, "database_server.capacity",
+                              "database_server.capacity must not be negative");
+    if (probe_server(req->database_server_id, d->admin_conninfo, err) < 0)
+        return -1;
+    server_rec s = {0};
+    sdo_strlcpy(s.id, req->database_server_id, sizeof s.id);
+    sdo_strlcpy(s.kind, "SHARED", sizeof s.kind);
+    sdo_strlcpy(s.host, d->host, sizeof s.host);
+    s.port = d->port;
+    s.capacity = d->capacity ? d->capacity : SERVER_CAPACITY_DEFAULT;
+    s.accepting = true; /* new servers take tenants; drain them with UpdateDatabaseServer */
+    s.admin_conninfo = d->admin_conninfo;
+    PGconn *c = store_acquire(app->st, err);
+    if (!c)
+        return -1;
+    int rc = store_server_insert(app->st, c, app->key, &s, d->display_name, err);
+    Saasodoo__V1__DatabaseServer *out = NULL;
+    if (rc == 0)
+        rc = store_server_message(app->st, c, s.id, &out, err);
+    store_release(app->st, c);
+    if (rc < 0)
+        return -1;
+    dbs_env dbs = {app->st, app->cfg, app->key, app->pgc};
+    sdo_error ignored = {0};
+    dbs_close_public(&dbs, &s, &ignored);
+    *resp = &out->base;
+    return 0;
+}
+
+static int update_server(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+    const Saasodoo__V1__UpdateDatabaseServerRequest *req = (const void *)msg;
+    sdo_app *app = ctx->app;
+    sdo_error *err = &ctx->err;
+    const Saasodoo__V1__DatabaseServer *d = req->database_server;
+    char id[72];
+    if (!d)
+        return sdo_fail_field(err, "database_server", "database_server is required");
+    if (resource_name_parse(d->name, "databaseServers", "database_server.name", id, sizeof id,
+                            err) < 0)
+        return -1;
+    if (!req->update_mask || req->update_mask->n_paths == 0)
+        return sdo_fail_field(err, "update_mask",
+                              "update_mask is required: display_name, capacity, "
+                              "accepting_tenants");
+    const char *display = NULL;
+    int capacity = -1, accepting = -1;
+    for (size_t i = 0; i < req->update_mask->n_paths; i++) {
+        const char *p = req->update_mask->paths[i];
+        if (strcmp(p, "display_name") == 0)
+            display = d->display_name;
+        else if (strcmp(p, "capacity") == 0)
+            capacity = d->capacity;
+        else if (strcmp(p, "accepting_tenants") == 0)
+            accepting = d->accepting_tenants ? 1 : 0;
+        else
+            return sdo_fail_field(err, "update_mask",
+                                  "update_mask path '%.64s' cannot be changed; mutable fields: "
+                                  "display_name, capacity, accepting_tenants",
+                                  p);
+    }
+    if (capacity < -1 || (capacity == -1 && d->capacity < 0))
+        return sdo_fail_field(err, "database_server.capacity", "capacity must not be negative");
+    int64_t version = -1;
+    if (d->etag[0] && (d->etag[0] != 'v' || (version = strtoll(d->etag + 1, NULL, 10)) <= 0))
+        return sdo_fail_field(err, "database_server.etag", "etag '%.40s' is not valid", d->etag);
+    PGconn *c = store_acquire(app->st, err);
+    if (!c)
+        return -1;
+    server_rec cur = {0};
+    int rc = store_server_get(app->st, c, app->key, id, &cur, err);
+    if (rc == 0 && strcmp(cur.kind, "DEDICATED") == 0)
+        rc = sdo_fail(err, SDO_FAILED_PRECONDITION,
+                      "database server '%s' is a tenant's dedicated server, managed by the "
+                      "platform",
+                      id);
+    if (rc == 0) {
+        rc = store_server_update(app->st, c, id, version, display, capacity, accepting, err);
+        if (rc == 0)
+            rc = sdo_fail(err, SDO_ABORTED,
+                          "etag '%s' is stale: the server changed since you read it", d->etag);
+        else if (rc > 0)
+            rc = 0;
+    }
+    Saasodoo__V1__DatabaseServer *out = NULL;
+    if (rc == 0)
+        rc = store_server_message(app->st, c, id, &out, err);
+    store_release(app->st, c);
+    server_rec_free(&cur);
+    if (rc < 0)
+        return -1;
+    *resp = &out->base;
+    return 0;
+}
+
+static int delete_server(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+    const Saasodoo__V1__DeleteDatabaseServerRequest *req = (const void *)msg;
+    sdo_app *app = ctx->app;
+    sdo_error *err = &ctx->err;
+    char id[72];
+    if (resource_name_parse(req->name, "databaseServers", "name", id, sizeof id, err) < 0)
+        return -1;
+    PGconn *c = store_acquire(app->st, err);
+    if (!c)
+        return -1;
+    server_rec cur = {0};
+    int rc = store_server_get(app->st, c, app->key, id, &cur, err);
+    if (rc == 0 && strcmp(cur.kind, "DEDICATED") == 0)
+        rc = sdo_fail(err, SDO_FAILED_PRECONDITION,
+                      "database server '%s' is a tenant's dedicated server; it goes with its "
+                      "tenant",
+                      id);
+    if (rc == 0)
+        rc = store_server_delete(app->st, c, id, false, err);
+    store_release(app->st, c);
+    server_rec_free(&cur);
+    if (rc < 0)
+        return -1;
+    Google__Protobuf__Empty *out = sdo_malloc(sizeof *out);
+    google__protobuf__empty__init(out);
+    *resp = &out->base;
+    return 0;
+}
+
+static int check_consistency(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessage **resp)
+{
+    const Saasodoo__V1__CheckConsistencyRequest *req = (const void *)msg;
+    sdo_app *app = ctx->app;
+    engine_env env = {app->st, app->cfg, app->rt, app->key, app->pgc};
+    Saasodoo__V1__ConsistencyReport *out = NULL;
+    if (fsck_run(&env, req->repair, &out, &ctx->err) < 0)
+        return -1;
+    *resp = &out->base;
+    return 0;
+}
+
+const rpc_handler admin_handlers[] = {
+    {"ListDatabaseServers", RPC_UNARY, list_servers, NULL, NULL},
+    {"CreateDatabaseServer", RPC_UNARY, create_server, NULL, NULL},
+    {"UpdateDatabaseServer", RPC_UNARY, update_server, NULL, NULL},
+    {"DeleteDatabaseServer", RPC_UNARY, delete_server, NULL, NULL},
+    {"CheckConsistency", RPC_UNARY, check_consistency, NULL, NULL},
+    {NULL, 0, NULL, NULL, NULL},
+};
