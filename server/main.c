@@ -264,8 +264,8 @@ int main(int argc, char **argv)
         log_error("msg=\"the service tables are inconsistent\"");
         goto out;
     }
-    rpc_server_options opt = {cfg.grpc_listen, cfg.grpc_workers,
-                              cfg.grpc_max_receive_message_bytes};
+    rpc_server_options opt = {cfg.grpc_listen, cfg.grpc_workers, cfg.grpc_max_receive_message_bytes,
+                              cfg.grpc_handler_threads};
     srv = rpc_server_new(&opt, reg, &app);
     if (rpc_server_start(srv, err, sizeof err) < 0) {
         log_error("msg=\"cannot start the gRPC server\" error=\"%s\"", err);
@@ -273,9 +273,9 @@ int main(int argc, char **argv)
     }
     rpc_health_set_serving(store_ping(st));
     log_info("msg=\"saasodoo-server started\" version=%s listen=%s port=%d workers=%d "
-             "pool=%d pid=%d",
+             "handlers=%d pool=%d pid=%d",
              SAASODOO_VERSION, cfg.grpc_listen, rpc_server_port(srv), cfg.grpc_workers,
-             cfg.database_pool_size, (int)getpid());
+             cfg.grpc_handler_threads, cfg.database_pool_size, (int)getpid());
 
     /* The main thread watches the store for the health service and tidies up hourly. */
     int ticks = 0;

@@ -38,6 +38,7 @@ static const cfg_key cfg_keys[] = {
      1 << 30, "4194304", NULL},
     {"grpc", "shutdown_grace_seconds", CFG_INT, OFF(grpc_shutdown_grace_seconds), 0, 3600, "10",
      NULL},
+    {"grpc", "handler_threads", CFG_INT, OFF(grpc_handler_threads), 0, 1024, "0", NULL},
     {"database", "url", CFG_STRING, OFF(database_url), 0, 0,
      "host=/var/lib/saasodoo/run port=5544 dbname=saasodoo user=postgres", NULL},
     {"database", "pool_size", CFG_INT, OFF(database_pool_size), 0, 1000, "0", NULL},
@@ -292,6 +293,9 @@ static void cfg_resolve(sdo_config *cfg)
     }
     if (cfg->database_pool_size == 0)
         cfg->database_pool_size = cfg->grpc_workers + 2;
+    /* handlers wait on the store: one per pooled connection keeps every connection busy */
+    if (cfg->grpc_handler_threads == 0)
+        cfg->grpc_handler_threads = cfg->database_pool_size;
     log_set_level_name(cfg->log_level);
     log_set_format_name(cfg->log_format);
     if (cfg->platform_plans_file[0] != '/') {

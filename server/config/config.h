@@ -13,6 +13,7 @@ typedef struct sdo_config {
     int grpc_workers; /* resolved: never 0 after config_load */
     int grpc_max_receive_message_bytes;
     int grpc_shutdown_grace_seconds;
+    int grpc_handler_threads; /* resolved: never 0 after config_load */
 
     char *database_url;
     int database_pool_size; /* resolved: never 0 after config_load */

@@ -88,6 +88,13 @@ int rpc_registry_add(rpc_registry *r, const ProtobufCServiceDescriptor *svc,
     return 0;
 }
 
+void rpc_registry_set_inline(rpc_registry *r, const char *service)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->methods[i].service, service) == 0)
+            r->methods[i].inline_ok = true;
+}
+
 void rpc_registry_intercept(rpc_registry *r, const rpc_interceptor *ic)
 {
     if (r->nics < MAX_INTERCEPTORS)

@@ -16,6 +16,10 @@ void rpc_registry_free(rpc_registry *r);
 int rpc_registry_add(rpc_registry *r, const ProtobufCServiceDescriptor *svc,
                      const rpc_handler *handlers);
 
+/* Marks every method of a service as never blocking (health, reflection): they run on the
+ * completion-queue threads instead of the handler threads. */
+void rpc_registry_set_inline(rpc_registry *r, const char *service);
+
 /* Adds an interceptor; they run in the order added. */
 void rpc_registry_intercept(rpc_registry *r, const rpc_interceptor *ic);
 

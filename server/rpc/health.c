@@ -122,7 +122,10 @@ static const rpc_handler health_handlers[] = {
 int rpc_health_register(rpc_registry *reg)
 {
     health_reg = reg;
-    return rpc_registry_add(reg, &grpc__health__v1__health__descriptor, health_handlers);
+    if (rpc_registry_add(reg, &grpc__health__v1__health__descriptor, health_handlers) < 0)
+        return -1;
+    rpc_registry_set_inline(reg, grpc__health__v1__health__descriptor.name);
+    return 0;
 }
 
 void rpc_health_set_serving(bool serving)

@@ -53,6 +53,7 @@ struct rpc_method {
     rpc_stream_fn stream;
     rpc_bidi_fn bidi;
     bool implemented;
+    bool inline_ok; /* never blocks: runs on the completion-queue thread itself */
 };
 
 /* One handler of a service, by method name; NULL-named entry ends a table. */

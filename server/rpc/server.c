@@ -6,7 +6,11 @@
  * send in flight at a time with the latest pending message queued behind it, and a CLOSE
  * tag that tells when the client goes away. Calls are reference counted: one reference for
  * the call's life until its status is sent, one per batch in flight, and one per holder of
- * a stream (rpc_stream_ref). */
+ * a stream (rpc_stream_ref).
+ *
+ * Handlers that may block (every method but health and reflection waits on PostgreSQL) run
+ * on a pool of handler threads fed by a queue, so the completion-queue threads keep moving
+ * calls while queries are in flight. */
 #include "rpc/server.h"
 
 #include <grpc/byte_buffer.h>
@@ -56,6 +60,8 @@ struct rpc_call {
     rpc_ctx ctx;
     call_tag t_new, t_recv, t_sent, t_status, t_close;
     rpc_stream stream;
+    rpc_call *q_next; /* handler queue link */
+    int recv_success;
 
     pthread_mutex_t mu;
     int refs;
@@ -91,6 +97,14 @@ struct rpc_server {
     int port;
     atomic_bool stopping;
     bool started;
+
+    /* handler threads and their queue of received calls */
+    pthread_t *handlers;
+    int nhandlers;
+    pthread_mutex_t q_mu;
+    pthread_cond_t q_cv;
+    rpc_call *q_head, *q_tail;
+    bool q_closed;
 };
 
 static void call_unref(rpc_call *c);
@@ -556,6 +570,21 @@ static void *worker_main(void *arg)
             on_new_call(c);
             continue; /* the life reference stays until the status is sent */
         case TAG_RECV:
+            if (c->m && !c->m->inline_ok && ev.success && c->recv) {
+                /* to a handler thread, which drops the batch's reference when done */
+                c->recv_success = ev.success;
+                rpc_server *s = c->w->srv;
+                pthread_mutex_lock(&s->q_mu);
+                c->q_next = NULL;
+                if (s->q_tail)
+                    s->q_tail->q_next = c;
+                else
+                    s->q_head = c;
+                s->q_tail = c;
+                pthread_cond_signal(&s->q_cv);
+                pthread_mutex_unlock(&s->q_mu);
+                continue;
+            }
             on_recv(c, ev.success);
             break;
         case TAG_SENT:
@@ -572,6 +601,27 @@ static void *worker_main(void *arg)
         call_unref(c); /* the batch's reference */
     }
     return NULL;
+}
+
+static void *handler_main(void *arg)
+{
+    rpc_server *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->q_mu);
+        while (!s->q_head && !s->q_closed)
+            pthread_cond_wait(&s->q_cv, &s->q_mu);
+        rpc_call *c = s->q_head;
+        if (c) {
+            s->q_head = c->q_next;
+            if (!s->q_head)
+                s->q_tail = NULL;
+        }
+        pthread_mutex_unlock(&s->q_mu);
+        if (!c)
+            return NULL; /* closed and drained */
+        on_recv(c, c->recv_success);
+        call_unref(c); /* the RECV batch's reference */
+    }
 }
 
 /* ---- streams --------------------------------------------------------------------------- */
@@ -703,6 +753,9 @@ rpc_server *rpc_server_new(const rpc_server_options *opt, const rpc_registry *re
     s->reg = reg;
     s->app = app;
     s->nworkers = opt->workers > 0 ? opt->workers : 1;
+    s->nhandlers = opt->handler_threads > 0 ? opt->handler_threads : s->nworkers;
+    pthread_mutex_init(&s->q_mu, NULL);
+    pthread_cond_init(&s->q_cv, NULL);
     atomic_init(&s->stopping, false);
     return s;
 }
@@ -736,6 +789,9 @@ int rpc_server_start(rpc_server *s, char *err, size_t errsz)
     }
     grpc_server_start(s->server);
     s->started = true;
+    s->handlers = sdo_calloc((size_t)s->nhandlers, sizeof(pthread_t));
+    for (int i = 0; i < s->nhandlers; i++)
+        pthread_create(&s->handlers[i], NULL, handler_main, s);
     for (int i = 0; i < s->nworkers; i++)
         pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
     return 0;
@@ -768,6 +824,13 @@ void rpc_server_shutdown(rpc_server *s, int grace_ms)
         grpc_server_cancel_all_calls(s->server);
         grpc_completion_queue_pluck(s->shutdown_cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     }
+    /* handlers finish what is queued (their answers need the queues still running) */
+    pthread_mutex_lock(&s->q_mu);
+    s->q_closed = true;
+    pthread_cond_broadcast(&s->q_cv);
+    pthread_mutex_unlock(&s->q_mu);
+    for (int i = 0; i < s->nhandlers; i++)
+        pthread_join(s->handlers[i], NULL);
     for (int i = 0; i < s->nworkers; i++)
         grpc_completion_queue_shutdown(s->workers[i].cq);
     for (int i = 0; i < s->nworkers; i++)
@@ -791,6 +854,9 @@ void rpc_server_free(rpc_server *s)
     if (s->shutdown_cq)
         grpc_completion_queue_destroy(s->shutdown_cq);
     free(s->workers);
+    free(s->handlers);
+    pthread_mutex_destroy(&s->q_mu);
+    pthread_cond_destroy(&s->q_cv);
     free(s->listen);
     free(s);
 }

@@ -13,6 +13,7 @@ typedef struct rpc_server_options {
     const char *listen;    /* host:port */
     int workers;           /* threads */
     int max_receive_bytes; /* request size cap */
+    int handler_threads;   /* threads running handlers that may block (0 = workers) */
 } rpc_server_options;
 
 /* Creates a server over a sealed registry; app is handed to handlers as ctx->app. */
