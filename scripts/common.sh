@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Shared by scripts/run.sh and scripts/stop.sh: where the local platform keeps its data
-# and how its PostgreSQL cluster is run. Source it; do not execute it.
+# Shared by scripts/run.sh and scripts/stop.sh: where the local platform keeps its data,
+# how its PostgreSQL cluster is run, and the pid files of the server and the gateway.
+# Source it; do not execute it.
 #
 #   SAASODOO_DATA_DIR      runtime data (default /var/lib/saasodoo)
 #   SAASODOO_PG_DATA       PostgreSQL data directory (default $SAASODOO_DATA_DIR/pg)
@@ -24,6 +25,7 @@ PG_LOG_DIR=$DATA_DIR/log
 PG_LOG=$PG_LOG_DIR/postgresql.log
 DB_NAME=${SAASODOO_DB_NAME:-saasodoo}
 SERVER_PID_FILE=$DATA_DIR/saasodoo-server.pid
+GATEWAY_PID_FILE=$DATA_DIR/saasodoo-gateway.pid
 
 if [[ -n "${SAASODOO_PG_BIN:-}" ]]; then
     PG_BIN=$SAASODOO_PG_BIN
@@ -120,13 +122,36 @@ pg_create_db() {
     fi
 }
 
-# The saasodoo-server started by scripts/run.sh, if it is still running.
-server_pid() {
+# The process recorded in a pid file, if it is still running under the expected name.
+pid_from_file() { # file comm-prefix
     local pid
-    [[ -f "$SERVER_PID_FILE" ]] || return 1
-    pid=$(cat "$SERVER_PID_FILE" 2>/dev/null) || return 1
+    [[ -f "$1" ]] || return 1
+    pid=$(cat "$1" 2>/dev/null) || return 1
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
     kill -0 "$pid" 2>/dev/null || return 1
-    [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == saasodoo-serve* ]] || return 1
+    [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$2"* ]] || return 1
     echo "$pid"
+}
+
+# The saasodoo-server started by scripts/run.sh, if it is still running.
+server_pid() {
+    pid_from_file "$SERVER_PID_FILE" saasodoo-serve
+}
+
+# The saasodoo-gateway started by scripts/run.sh, if it is still running.
+gateway_pid() {
+    pid_from_file "$GATEWAY_PID_FILE" saasodoo-gatew
+}
+
+# Sends SIGTERM and waits up to $2 seconds, then SIGKILL.
+stop_pid() { # pid seconds name
+    local pid=$1 name=$3
+    log "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 $(($2 * 10))); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    log "$name did not stop in $2 s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
 }

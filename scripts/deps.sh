@@ -19,7 +19,30 @@ PACKAGES=(
     postgresql libpq-dev libcurl4-openssl-dev libyaml-dev libssl-dev
     # tests: cmocka (unit), Python grpcio and pytest (integration), h2load/nghttp (benchmark)
     libcmocka-dev python3-grpcio python3-protobuf python3-pytest nghttp2-client
+    # the REST gateway: Go, grpc-gateway 1.6 and the Go packages it builds against
+    golang-go golang-grpc-gateway golang-google-grpc-dev golang-goprotobuf-dev golang-google-genproto-dev
+    # gateway and browser tests: curl, Chromium, Node.js (playwright-core comes from npm)
+    curl chromium nodejs
 )
+
+# Installs playwright-core for the browser tests into tests/browser/node_modules (ignored
+# by git) from the committed package-lock.json, when it is missing or out of date.
+install_browser_test_modules() {
+    local dir
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/browser"
+    [[ -f "$dir/package-lock.json" ]] || return 0
+    if [[ -d "$dir/node_modules/playwright-core" &&
+        "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]]; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        # Debian's nodejs leaves npm to its own package (NodeSource's bundles it).
+        echo "deps: installing npm" >&2
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends npm
+    fi
+    echo "deps: installing playwright-core into $dir/node_modules" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+}
 
 if [[ "${1:-}" == "--list" ]]; then
     printf '%s\n' "${PACKAGES[@]}"
@@ -30,6 +53,11 @@ if [[ "${SAASODOO_SKIP_DEPS:-0}" == "1" ]]; then
     exit 0
 fi
 
+SUDO=()
+if [[ $EUID -ne 0 ]] && command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo)
+fi
+
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
@@ -38,19 +66,14 @@ for pkg in "${PACKAGES[@]}"; do
     fi
 done
 
-if [[ ${#missing[@]} -eq 0 ]]; then
-    exit 0
-fi
-
-echo "deps: installing ${missing[*]}" >&2
-SUDO=()
-if [[ $EUID -ne 0 ]]; then
-    if command -v sudo >/dev/null 2>&1; then
-        SUDO=(sudo)
-    else
+if [[ ${#missing[@]} -ne 0 ]]; then
+    echo "deps: installing ${missing[*]}" >&2
+    if [[ $EUID -ne 0 && ${#SUDO[@]} -eq 0 ]]; then
         echo "deps: missing packages and not root (no sudo): ${missing[*]}" >&2
         exit 1
     fi
+    "${SUDO[@]}" apt-get update
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
-"${SUDO[@]}" apt-get update
-"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+
+install_browser_test_modules

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The run command: installs dependencies, builds, starts a local PostgreSQL cluster
-# (created on first use) and runs saasodoo-server in the foreground, logging to the
-# terminal. Ctrl-C (or SIGTERM) stops the server gracefully, then PostgreSQL.
+# (created on first use), runs saasodoo-server in the foreground and saasodoo-gateway
+# (REST API and web UI) beside it, both logging to the terminal. Ctrl-C (or SIGTERM)
+# stops the gateway and the server gracefully, then PostgreSQL.
 # `bash scripts/stop.sh` stops everything from another terminal.
 #
 # Runtime data lives outside the checkout (nothing is written into the repository):
@@ -11,6 +12,9 @@
 #   SAASODOO_KEEP_POSTGRES  1 = leave PostgreSQL running when the server stops
 # Any server setting can be overridden with SAASODOO_<SECTION>_<KEY>, e.g.
 #   SAASODOO_GRPC_LISTEN=0.0.0.0:50051 bash scripts/run.sh
+# The gateway takes SAASODOO_GATEWAY_LISTEN (default 127.0.0.1:8080),
+# SAASODOO_GATEWAY_CORS_ORIGINS and the other SAASODOO_GATEWAY_* settings of
+# `build/bin/saasodoo-gateway --help`; its backend is the server started here.
 set -euo pipefail
 
 # shellcheck source=scripts/common.sh
@@ -20,17 +24,27 @@ cd "$SAASODOO_ROOT"
 BUILD_DIR=${SAASODOO_BUILD_DIR:-build}
 CONFIG=${SAASODOO_CONFIG:-config/saasodoo.yaml}
 SERVER=$BUILD_DIR/bin/saasodoo-server
+GATEWAY=$BUILD_DIR/bin/saasodoo-gateway
 
 bash scripts/deps.sh
 bash scripts/build.sh || die "build failed"
 [[ -x "$SERVER" ]] || die "$SERVER was not built"
+[[ -x "$GATEWAY" ]] || die "$GATEWAY was not built"
 
 if pid=$(server_pid); then
     die "saasodoo-server is already running (pid $pid); stop it with: bash scripts/stop.sh"
 fi
+if pid=$(gateway_pid); then
+    die "saasodoo-gateway is already running (pid $pid); stop it with: bash scripts/stop.sh"
+fi
+
+gateway=""
 
 cleanup() {
-    rm -f "$SERVER_PID_FILE"
+    if [[ -n "$gateway" ]] && kill -0 "$gateway" 2>/dev/null; then
+        stop_pid "$gateway" 15 saasodoo-gateway
+    fi
+    rm -f "$SERVER_PID_FILE" "$GATEWAY_PID_FILE"
     if [[ "${SAASODOO_KEEP_POSTGRES:-0}" != "1" ]]; then
         pg_stop
     fi
@@ -53,11 +67,16 @@ if [[ "$LISTEN" != "127.0.0.1:50051" ]]; then
     CLI_SERVER=" --server ${LISTEN/0.0.0.0/127.0.0.1}"
     PY_ADDR=" ${LISTEN/0.0.0.0/127.0.0.1}"
 fi
+export SAASODOO_GATEWAY_LISTEN=${SAASODOO_GATEWAY_LISTEN:-127.0.0.1:8080}
+export SAASODOO_GATEWAY_BACKEND=${LISTEN/0.0.0.0/127.0.0.1}
+WEB_URL="http://${SAASODOO_GATEWAY_LISTEN/0.0.0.0/127.0.0.1}/"
 
 cat <<BANNER
 
   saasodoo control plane
   ----------------------
+  web UI        $WEB_URL
+  REST API      ${WEB_URL}v1/   (OpenAPI: ${WEB_URL}openapi.json, health: ${WEB_URL}healthz)
   gRPC API      $LISTEN   (health, server reflection, saasodoo.v1.*)
   PostgreSQL    $PG_SOCKET_DIR/.s.PGSQL.$PG_PORT   database $DB_NAME   (data in $PG_DATA)
   config        $CONFIG
@@ -67,10 +86,11 @@ cat <<BANNER
     $CLI$CLI_SERVER tenants list
     $CLI$CLI_SERVER tenants get acme -o json
     PYTHONPATH=$BUILD_DIR/python /usr/bin/python3 clients/python/example.py$PY_ADDR
+    curl ${WEB_URL}v1/tenants
 
-  The REST gateway and web UI are not part of this build yet: use gRPC.
+  Open $WEB_URL in a browser for the dashboard.
 
-  Ctrl-C stops the server and PostgreSQL (or run: bash scripts/stop.sh).
+  Ctrl-C stops the gateway, the server and PostgreSQL (or run: bash scripts/stop.sh).
 
 BANNER
 
@@ -79,6 +99,10 @@ stopping=0
 
 on_signal() {
     stopping=1
+    if [[ -n "$gateway" ]] && kill -0 "$gateway" 2>/dev/null; then
+        log "stopping saasodoo-gateway (pid $gateway)"
+        kill -TERM "$gateway" 2>/dev/null || true
+    fi
     if [[ -n "$server" ]] && kill -0 "$server" 2>/dev/null; then
         log "stopping saasodoo-server (pid $server)"
         kill -TERM "$server" 2>/dev/null || true
@@ -90,6 +114,12 @@ trap on_signal INT TERM
 "$SERVER" --config "$CONFIG" &
 server=$!
 echo "$server" >"$SERVER_PID_FILE"
+
+# The gateway dials the server lazily, so it can start at once; until the server
+# answers, API calls get 503 and /healthz says UNREACHABLE.
+"$GATEWAY" --frontend "${SAASODOO_GATEWAY_FRONTEND:-$SAASODOO_ROOT/frontend}" &
+gateway=$!
+echo "$gateway" >"$GATEWAY_PID_FILE"
 
 # `wait` returns early when a trapped signal arrives; keep waiting for the server.
 set +e

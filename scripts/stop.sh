@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# Stops what scripts/run.sh started: saasodoo-server (gracefully, SIGTERM) and the local
-# PostgreSQL cluster. Uses the same SAASODOO_DATA_DIR / SAASODOO_PG_* settings.
+# Stops what scripts/run.sh started: saasodoo-gateway and saasodoo-server (gracefully,
+# SIGTERM) and the local PostgreSQL cluster. Uses the same SAASODOO_DATA_DIR /
+# SAASODOO_PG_* settings.
 set -euo pipefail
 
 # shellcheck source=scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+if pid=$(gateway_pid); then
+    stop_pid "$pid" 15 saasodoo-gateway
+    rm -f "$GATEWAY_PID_FILE"
+else
+    log "saasodoo-gateway is not running"
+fi
 
 if pid=$(server_pid); then
     log "stopping saasodoo-server (pid $pid)"

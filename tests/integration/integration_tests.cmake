@@ -19,6 +19,7 @@ set(SAASODOO_INTEGRATION_TESTS
   test_durability
   test_store
   test_config
+  test_cli
   test_example)
 
 set(SAASODOO_INTEGRATION_TIMEOUTS

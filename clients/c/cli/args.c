@@ -114,6 +114,15 @@ const char *args_value(const cli_args *a, const char *name)
     return v;
 }
 
+const char *args_opt_value(const cli_args *a, const cli_opt *opt)
+{
+    const char *v = NULL;
+    for (size_t k = 0; k < a->nopts; k++)
+        if (a->opts[k].opt == opt)
+            v = a->opts[k].value;
+    return v;
+}
+
 bool args_flag(const cli_args *a, const char *name)
 {
     for (size_t k = 0; k < a->nopts; k++)
@@ -144,6 +153,21 @@ int args_int(const cli_args *a, const char *name, int32_t min, int32_t max, int3
         return cli_usage_error("--%s must be a whole number from %d to %d, not '%s'", name,
                                (int)min, (int)max, v);
     *out = (int32_t)n;
+    return 0;
+}
+
+int args_bool(const cli_args *a, const char *name, bool *out)
+{
+    const char *v = args_value(a, name);
+
+    if (v == NULL)
+        return 0;
+    if (strcmp(v, "true") == 0)
+        *out = true;
+    else if (strcmp(v, "false") == 0)
+        *out = false;
+    else
+        return cli_usage_error("--%s must be 'true' or 'false', not '%s'", name, v);
     return 0;
 }
 

@@ -14,7 +14,8 @@
 /* Exit codes a script can rely on (also in `saasodoo --help` and clients/c/README.md). */
 enum {
     CLI_EXIT_OK = 0,
-    CLI_EXIT_FAILURE = 1, /* local failure, or an operation that failed without a code */
+    CLI_EXIT_FAILURE = 1, /* local failure, an operation that failed without a code, or
+                           * `admin fsck` findings left unrepaired */
     CLI_EXIT_USAGE = 2,   /* unknown option or command, bad or missing argument */
     CLI_EXIT_RPC = 10,    /* + the gRPC status code of a failed call or operation */
 };
@@ -67,9 +68,13 @@ typedef struct cli_cmd {
 
 /* args.c */
 const char *args_value(const cli_args *a, const char *name);
+/* Value of exactly this option (not a global one of the same name); NULL when not given. */
+const char *args_opt_value(const cli_args *a, const cli_opt *opt);
 bool args_flag(const cli_args *a, const char *name);
 size_t args_values(const cli_args *a, const char *name, const char **out, size_t max);
 int args_int(const cli_args *a, const char *name, int32_t min, int32_t max, int32_t *out);
+/* "true" or "false" of option `name`, when given, into *out. Returns 0 or CLI_EXIT_USAGE. */
+int args_bool(const cli_args *a, const char *name, bool *out);
 /* Parses argv[*i..] against `global` and `local` (either may be NULL). With
  * `stop_at_positional` parsing ends before the first positional argument. Returns 0 or
  * CLI_EXIT_USAGE after printing the problem. */
@@ -132,8 +137,10 @@ int cli_resource_name(const char *collection, const char *arg, char *buf, size_t
 /* Follows operation `name` until it ends, printing each update; returns the exit code. */
 int cli_watch_operation(cli_ctx *ctx, const char *name);
 
-/* tenants.c, operations.c */
+/* tenants.c, operations.c, servers.c, admin.c */
 extern const cli_cmd cli_tenant_cmds[];
 extern const cli_cmd cli_operation_cmds[];
+extern const cli_cmd cli_server_cmds[];
+extern const cli_cmd cli_admin_cmds[];
 
 #endif /* SAASODOO_CLI_H */

@@ -29,9 +29,12 @@ static const struct {
     const char *summary;
     const cli_cmd *cmds;
 } groups[] = {
-    {"tenants", "tenant", "Odoo instances: create, get, list, update, delete, suspend, resume",
+    {"tenants", "tenant",
+     "Odoo instances: create, get, list, update, delete, suspend, resume, migrate",
      cli_tenant_cmds},
     {"operations", "operation", "long-running work: get, list, watch, cancel", cli_operation_cmds},
+    {"servers", "server", "database servers: list, create, update, drain, delete", cli_server_cmds},
+    {"admin", NULL, "platform administration: fsck (consistency check)", cli_admin_cmds},
 };
 #define N_GROUPS (sizeof(groups) / sizeof(groups[0]))
 
@@ -39,8 +42,9 @@ static void print_exit_codes(FILE *f)
 {
     fputs("Exit codes:\n"
           "  0      success\n"
-          "  1      local failure (e.g. output could not be written), or an operation that\n"
-          "         ended in failure without a status code\n"
+          "  1      local failure (e.g. output could not be written), an operation that\n"
+          "         ended in failure without a status code, or 'admin fsck' findings that\n"
+          "         were not repaired\n"
           "  2      usage error: unknown option or command, bad or missing argument\n"
           "  10+N   the call failed with gRPC status N, e.g. 13 INVALID_ARGUMENT,\n"
           "         15 NOT_FOUND, 16 ALREADY_EXISTS, 19 FAILED_PRECONDITION, 20 ABORTED,\n"
@@ -53,12 +57,16 @@ static void print_exit_codes(FILE *f)
 static void print_top_help(FILE *f)
 {
     fputs("Usage: saasodoo [options] <group> <command> [arguments]\n\n"
-          "Manage saasodoo tenants and operations over gRPC.\n\nGroups:\n",
+          "Manage saasodoo tenants, operations and database servers over gRPC.\n\n"
+          "Groups:\n",
           f);
     for (size_t g = 0; g < N_GROUPS; g++)
         fprintf(f, "  %-12s %s\n", groups[g].name, groups[g].summary);
     fputs("\nOptions (accepted anywhere on the line):\n", f);
     args_print_options(f, global_opts);
+    fputs("After 'tenants migrate', --server names the target database server: give the address\n"
+          "before the group or as -s there.\n",
+          f);
     fputs("\nRun 'saasodoo <group> --help' or 'saasodoo <group> <command> --help' for more.\n\n",
           f);
     print_exit_codes(f);
@@ -83,6 +91,19 @@ static void print_cmd_help(FILE *f, const cli_cmd *c)
     }
     fputs("\nGlobal options:\n", f);
     args_print_options(f, global_opts);
+    for (const cli_opt *g = global_opts; g->name != NULL; g++) {
+        for (const cli_opt *o = c->opts; o != NULL && o->name != NULL; o++) {
+            if (strcmp(g->name, o->name) != 0)
+                continue;
+            fprintf(f,
+                    "After '%s %s', --%s is the command's own option: give the global one "
+                    "before the group",
+                    c->group, c->verb, g->name);
+            if (g->short_name)
+                fprintf(f, " or as -%c", g->short_name);
+            fputs(".\n", f);
+        }
+    }
     fputc('\n', f);
     print_exit_codes(f);
 }
@@ -90,7 +111,8 @@ static void print_cmd_help(FILE *f, const cli_cmd *c)
 static int find_group(const char *name)
 {
     for (size_t g = 0; g < N_GROUPS; g++)
-        if (strcmp(name, groups[g].name) == 0 || strcmp(name, groups[g].alias) == 0)
+        if (strcmp(name, groups[g].name) == 0 ||
+            (groups[g].alias != NULL && strcmp(name, groups[g].alias) == 0))
             return (int)g;
     return -1;
 }
@@ -198,7 +220,9 @@ static int run(int argc, char **argv, cli_ctx *ctx)
     }
     int g = find_group(gname);
     if (g < 0)
-        return cli_usage_error("unknown group '%s' (expected tenants or operations)", gname);
+        return cli_usage_error("unknown group '%s' (expected tenants, operations, servers or "
+                               "admin)",
+                               gname);
     cli_set_help_hint(groups[g].name, NULL);
     if ((rc = args_parse(argc, argv, &i, global_opts, NULL, true, &pre)) != 0)
         return rc;

@@ -1,7 +1,8 @@
-/* `saasodoo tenants ...`: create, get, list, update, delete, suspend and resume tenants
- * through TenantService. */
+/* `saasodoo tenants ...`: create, get, list, update, delete, suspend, resume and migrate
+ * tenants through TenantService. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli.h"
 
@@ -223,6 +224,65 @@ static int tenants_update(cli_ctx *ctx, const cli_args *a)
     return rc;
 }
 
+static const char request_id_help[] = "client-chosen id that makes retries safe";
+static const char wait_help[] = "follow the operation until it ends (like 'operations watch')";
+
+/* Its --server names the target database server and shadows the global --server after the
+ * command, so it is looked up by entry (MIGRATE_OPT_SERVER), never by name. */
+static const cli_opt migrate_opts[] = {
+    {"to", 0, "STRATEGY", false, "shared or dedicated (required)"},
+    {"server", 0, "SERVER_ID", false,
+     "target database server, ID or databaseServers/ID (--to shared only)"},
+    {"request-id", 0, "ID", false, request_id_help},
+    {"wait", 0, NULL, false, wait_help},
+    {NULL, 0, NULL, false, NULL},
+};
+#define MIGRATE_OPT_SERVER (&migrate_opts[1])
+
+static int tenants_migrate(cli_ctx *ctx, const cli_args *a)
+{
+    Saasodoo__V1__MigrateTenantRequest req = SAASODOO__V1__MIGRATE_TENANT_REQUEST__INIT;
+    Saasodoo__V1__Operation *op = NULL;
+    char name[NAME_MAX_LEN], server[NAME_MAX_LEN];
+    const char *to = args_value(a, "to"), *v;
+    sdo_status st = {0};
+    int rc;
+
+    if ((rc = cli_resource_name("tenants", a->pos[0], name, sizeof(name))) != 0)
+        return rc;
+    req.name = name;
+    if (to == NULL)
+        return cli_usage_error("'tenants migrate' needs --to shared or --to dedicated");
+    if (strcasecmp(to, "shared") == 0)
+        req.target_strategy = SAASODOO__V1__DATABASE_STRATEGY__SHARED;
+    else if (strcasecmp(to, "dedicated") == 0)
+        req.target_strategy = SAASODOO__V1__DATABASE_STRATEGY__DEDICATED;
+    else
+        return cli_usage_error("--to must be 'shared' or 'dedicated', not '%s'", to);
+    if ((v = args_opt_value(a, MIGRATE_OPT_SERVER)) != NULL) {
+        if (req.target_strategy != SAASODOO__V1__DATABASE_STRATEGY__SHARED)
+            return cli_usage_error("--server can only be given with --to shared: a dedicated "
+                                   "server is made for the tenant");
+        if ((rc = cli_resource_name("databaseServers", v, server, sizeof(server))) != 0)
+            return rc;
+        req.target_database_server = server;
+    }
+    if ((v = args_value(a, "request-id")) != NULL)
+        req.request_id = (char *)v;
+
+    if (cli_client(ctx) == NULL)
+        return CLI_EXIT_FAILURE;
+    rc = sdo_tenant_service_migrate_tenant(ctx->client, &req, &op, &st);
+    if (rc < 0) {
+        rc = cli_rpc_error(rc, &st);
+        sdo_status_clear(&st);
+        return rc;
+    }
+    rc = print_operation(ctx, a, op);
+    protobuf_c_message_free_unpacked(&op->base, NULL);
+    return rc;
+}
+
 /* delete, suspend and resume: a name in, an Operation out. */
 static int tenants_lifecycle(cli_ctx *ctx, const cli_args *a, int which)
 {
@@ -282,9 +342,6 @@ static int tenants_resume(cli_ctx *ctx, const cli_args *a)
 {
     return tenants_lifecycle(ctx, a, 2);
 }
-
-static const char request_id_help[] = "client-chosen id that makes retries safe";
-static const char wait_help[] = "follow the operation until it ends (like 'operations watch')";
 
 static const cli_opt create_opts[] = {
     {"plan", 0, "PLAN", false, "plan, as NAME or plans/NAME (required)"},
@@ -352,5 +409,8 @@ const cli_cmd cli_tenant_cmds[] = {
      1, 1, tenants_suspend},
     {"tenants", "resume", "ID [options]", "Resume a suspended tenant; prints the operation.",
      resume_opts, 1, 1, tenants_resume},
+    {"tenants", "migrate", "ID --to shared|dedicated [options]",
+     "Move a tenant's database (shared, dedicated, another server); prints the operation.",
+     migrate_opts, 1, 1, tenants_migrate},
     {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

@@ -1,0 +1,89 @@
+/* `saasodoo admin ...`: platform administration through AdminService; `fsck` runs the
+ * consistency check and exits non-zero while findings remain unrepaired. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static int add_finding_row(cli_table *tbl, const Saasodoo__V1__ConsistencyFinding *f)
+{
+    const char *cells[4] = {f->kind, f->resource, f->detail, f->repaired ? "yes" : "no"};
+    return table_add(tbl, cells);
+}
+
+/* The findings as a table, then "N findings (M repaired), T tenants and S servers checked". */
+static int print_report(const Saasodoo__V1__ConsistencyReport *r, size_t repaired)
+{
+    static const char *const headers[] = {"KIND", "RESOURCE", "DETAIL", "REPAIRED"};
+    cli_table *tbl = NULL;
+
+    if (r->n_findings > 0) {
+        if ((tbl = table_new(4, headers)) == NULL)
+            return cli_failure("out of memory");
+        for (size_t i = 0; i < r->n_findings; i++) {
+            if (add_finding_row(tbl, r->findings[i]) < 0) {
+                table_free(tbl);
+                return cli_failure("out of memory");
+            }
+        }
+        int rc = table_print(tbl, stdout);
+        table_free(tbl);
+        if (rc < 0)
+            return cli_failure("cannot write the output");
+    }
+    printf("%zu findings (%zu repaired), %d tenants and %d servers checked\n", r->n_findings,
+           repaired, (int)r->tenants_checked, (int)r->servers_checked);
+    return fflush(stdout) == 0 && !ferror(stdout) ? CLI_EXIT_OK
+                                                  : cli_failure("cannot write the output");
+}
+
+static int admin_fsck(cli_ctx *ctx, const cli_args *a)
+{
+    Saasodoo__V1__CheckConsistencyRequest req = SAASODOO__V1__CHECK_CONSISTENCY_REQUEST__INIT;
+    Saasodoo__V1__ConsistencyReport *r = NULL;
+    size_t repaired = 0, orphans_left = 0;
+    sdo_status st = {0};
+    int rc;
+
+    req.repair = args_flag(a, "repair");
+    if (cli_client(ctx) == NULL)
+        return CLI_EXIT_FAILURE;
+    rc = sdo_admin_service_check_consistency(ctx->client, &req, &r, &st);
+    if (rc < 0) {
+        rc = cli_rpc_error(rc, &st);
+        sdo_status_clear(&st);
+        return rc;
+    }
+    for (size_t i = 0; i < r->n_findings; i++) {
+        const Saasodoo__V1__ConsistencyFinding *f = r->findings[i];
+        if (f->repaired)
+            repaired++;
+        else if (f->kind != NULL && strncmp(f->kind, "ORPHAN_", 7) == 0)
+            orphans_left++;
+    }
+    size_t left = r->n_findings - repaired;
+    rc = ctx->output == OUT_JSON ? cli_print_json(&r->base, false) : print_report(r, repaired);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    if (left == 0)
+        return CLI_EXIT_OK;
+    if (ctx->output == OUT_TABLE && !req.repair && orphans_left > 0)
+        fputs("Run 'saasodoo admin fsck --repair' to remove the orphans; missing resources are "
+              "only reported.\n",
+              stderr);
+    return CLI_EXIT_FAILURE;
+}
+
+static const cli_opt fsck_opts[] = {
+    {"repair", 0, NULL, false, "remove orphans (resources no live tenant owns)"},
+    {NULL, 0, NULL, false, NULL},
+};
+
+const cli_cmd cli_admin_cmds[] = {
+    {"admin", "fsck", "[--repair]",
+     "Check records against databases, roles, clusters and apps; exit 1 while findings remain "
+     "unrepaired.",
+     fsck_opts, 0, 0, admin_fsck},
+    {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
+};
