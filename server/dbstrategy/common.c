@@ -226,9 +226,35 @@ int dbs_setup_role(const dbs_env *env, tenant_rec *t, const char *server, bool l
     bool owner_exists = false;
     if ((rc = dbs_role_exists(tc, env->cfg->dbstrategy_template_owner, &owner_exists, err)) < 0)
         goto out;
-    if (owner_exists && (rc = run(tc, "handing the template's objects to the tenant", err,
-                                  "REASSIGN OWNED BY %s TO %s", owner, role)) < 0)
-        goto out;
+    /* REASSIGN OWNED also moves shared objects: databases the template owner owns (the
+     * template itself) would go to this tenant. Keep the owner from owning any database, so
+     * only the objects inside this one change hands. */
+    if (owner_exists) {
+        const char *p[] = {env->cfg->dbstrategy_template_owner};
+        PGresult *r = PQexecParams(tc,
+                                   "SELECT datname FROM pg_database d JOIN pg_roles r ON"
+                                   " r.oid = d.datdba WHERE r.rolname = $1",
+                                   1, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            rc = sdo_fail(err, SDO_UNAVAILABLE, "cannot read the catalog: %s",
+                          PQresultErrorMessage(r));
+            PQclear(r);
+            goto out;
+        }
+        for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+            const char *dn = PQgetvalue(r, i, 0);
+            char *qdn = PQescapeIdentifier(tc, dn, strlen(dn));
+            rc = run(tc, "taking the template database from its object owner", err,
+                     "ALTER DATABASE %s OWNER TO CURRENT_USER", qdn);
+            PQfreemem(qdn);
+        }
+        PQclear(r);
+        if (rc < 0)
+            goto out;
+        if ((rc = run(tc, "handing the template's objects to the tenant", err,
+                      "REASSIGN OWNED BY %s TO %s", owner, role)) < 0)
+            goto out;
+    }
     if ((rc = run(tc, "giving the public schema to the tenant", err,
                   "ALTER SCHEMA public OWNER TO %s", role)) < 0)
         goto out;

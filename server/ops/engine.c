@@ -495,6 +495,14 @@ static int s_mig_cleanup(step_ctx *x, sdo_error *err)
         else
             rc = dbs_drop(&x->dbs, src_id, x->tenant_id, x->tenant_id, err);
     }
+    /* The tenant already lives on the target: a source that will not go is no reason to undo
+     * the move. A passing trouble is retried; a lasting one is left to the consistency check,
+     * which reports (and repairs) the orphan. */
+    if (rc < 0 && err->code != SDO_UNAVAILABLE && err->code != SDO_ABORTED) {
+        log_warn("msg=\"the old copy stays behind\" tenant=%s server=%s error=\"%s\"", x->tenant_id,
+                 src_id ? src_id : "?", err->message);
+        rc = 0;
+    }
     free(src_id);
     free(src_strategy);
     free(dst_id);

@@ -3,6 +3,7 @@
  * a live tenant's server, database, role or (when ACTIVE) app. */
 #include "ops/fsck.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,8 @@
 #include "store/records.h"
 #include "tenants/validate.h"
 #include "util/log.h"
+
+static pthread_mutex_t fsck_mu = PTHREAD_MUTEX_INITIALIZER;
 
 typedef struct report {
     Saasodoo__V1__ConsistencyReport *r;
@@ -54,7 +57,20 @@ static const live *find_live(const live *l, size_t n, const char *id)
     return NULL;
 }
 
-/* Names matching the tenant id rule, from a catalog query. */
+/* Names of tenants the store has ever known: only those can be the platform's orphans (an
+ * operator's own databases and roles on a server are none of its business). */
+static char **known;
+static size_t nknown;
+
+static bool is_known(const char *name)
+{
+    for (size_t i = 0; i < nknown; i++)
+        if (strcmp(known[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Names from a catalog query that are ids of tenants the store knows. */
 static int names(PGconn *c, const char *sql, char ***out, size_t *n)
 {
     PGresult *r = PQexec(c, sql);
@@ -67,7 +83,7 @@ static int names(PGconn *c, const char *sql, char ***out, size_t *n)
     *n = 0;
     for (int i = 0; i < rows; i++) {
         const char *v = PQgetvalue(r, i, 0);
-        if (tenant_id_syntax_ok(v) && !tenant_id_reserved(v))
+        if (tenant_id_syntax_ok(v) && !tenant_id_reserved(v) && is_known(v))
             (*out)[(*n)++] = sdo_strdup(v);
     }
     PQclear(r);
@@ -153,6 +169,7 @@ int fsck_run(const engine_env *env, bool repair, Saasodoo__V1__ConsistencyReport
     size_t nl = 0;
     char **ids = NULL;
     size_t nids = 0;
+    bool locked = false;
     int rc;
 
     PGconn *c = store_acquire(env->st, err);
@@ -160,7 +177,10 @@ int fsck_run(const engine_env *env, bool repair, Saasodoo__V1__ConsistencyReport
         rc = -(int)err->code;
         goto out;
     }
-    if ((rc = store_tenant_live_ids(env->st, c, &ids, &nids, err)) < 0) {
+    pthread_mutex_lock(&fsck_mu); /* one check at a time: `known` is shared */
+    locked = true;
+    if ((rc = store_tenant_live_ids(env->st, c, &ids, &nids, err)) < 0 ||
+        (rc = store_tenant_known_ids(env->st, c, &known, &nknown, err)) < 0) {
         store_release(env->st, c);
         goto out;
     }
@@ -229,7 +249,7 @@ int fsck_run(const engine_env *env, bool repair, Saasodoo__V1__ConsistencyReport
             for (int j = 0; j < ns; j++)
                 owned |= strcmp(servers[j].cluster, clusters[i]) == 0;
             const live *o = find_live(l, nl, clusters[i]);
-            if (owned || (o && o->busy))
+            if (owned || (o && o->busy) || !is_known(clusters[i]))
                 continue;
             char res[96];
             snprintf(res, sizeof res, "clusters/%s", clusters[i]);
@@ -280,6 +300,12 @@ out:
         tenant_rec_free(&l[i].t);
     free(l);
     free_names(ids, nids);
+    if (locked) {
+        free_names(known, nknown);
+        known = NULL;
+        nknown = 0;
+        pthread_mutex_unlock(&fsck_mu);
+    }
     if (rc < 0) {
         protobuf_c_message_free_unpacked(&rep.r->base, NULL);
         return rc;

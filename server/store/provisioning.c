@@ -397,10 +397,9 @@ int store_tenant_mark_deleted(store *st, PGconn *c, const char *id, sdo_error *e
                   1, p, err);
 }
 
-int store_tenant_live_ids(store *st, PGconn *c, char ***ids, size_t *n, sdo_error *err)
+static int id_list(store *st, PGconn *c, const char *sql, char ***ids, size_t *n, sdo_error *err)
 {
-    PGresult *r = store_exec(st, c, "SELECT id FROM tenants WHERE state <> 'DELETED' ORDER BY id",
-                             0, NULL, err, NULL);
+    PGresult *r = store_exec(st, c, sql, 0, NULL, err, NULL);
     if (!r)
         return failed(err);
     int rows = PQntuples(r);
@@ -410,6 +409,17 @@ int store_tenant_live_ids(store *st, PGconn *c, char ***ids, size_t *n, sdo_erro
     *n = (size_t)rows;
     PQclear(r);
     return 0;
+}
+
+int store_tenant_live_ids(store *st, PGconn *c, char ***ids, size_t *n, sdo_error *err)
+{
+    return id_list(st, c, "SELECT id FROM tenants WHERE state <> 'DELETED' ORDER BY id", ids, n,
+                   err);
+}
+
+int store_tenant_known_ids(store *st, PGconn *c, char ***ids, size_t *n, sdo_error *err)
+{
+    return id_list(st, c, "SELECT id FROM tenants ORDER BY id", ids, n, err);
 }
 
 /* ---- operation steps ------------------------------------------------------------------- */

@@ -89,6 +89,8 @@ int store_tenant_set_app_port(store *st, PGconn *c, const char *id, int port, sd
 int store_tenant_mark_deleted(store *st, PGconn *c, const char *id, sdo_error *err);
 /* Ids of tenants not DELETED (for consistency checks); caller frees. */
 int store_tenant_live_ids(store *st, PGconn *c, char ***ids, size_t *n, sdo_error *err);
+/* Ids of every tenant ever recorded, deleted ones included; caller frees. */
+int store_tenant_known_ids(store *st, PGconn *c, char ***ids, size_t *n, sdo_error *err);
 
 /* ---- operation steps ---- */
 

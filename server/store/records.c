@@ -245,7 +245,8 @@ static Saasodoo__V1__Tenant *tenant_from_row(const PGresult *r, int i)
     t->state_reason = store_get_str(r, i, 5);
     t->database_strategy = (Saasodoo__V1__DatabaseStrategy)enum_value(
         &saasodoo__v1__database_strategy__descriptor, PQgetvalue(r, i, 6));
-    t->database_server = store_get_str(r, i, 7);
+    t->database_server = PQgetvalue(r, i, 7)[0] ? prefixed("databaseServers/", PQgetvalue(r, i, 7))
+                                                : store_get_str(r, i, 7);
     t->url = store_get_str(r, i, 8);
     t->odoo_version = store_get_str(r, i, 9);
     labels_from_json(t, PQgetvalue(r, i, 10));
