@@ -75,16 +75,23 @@ pg_init() {
     chmod 755 "$PG_SOCKET_DIR"
     if [[ ! -f "$PG_DATA/PG_VERSION" ]]; then
         log "creating the PostgreSQL cluster in $PG_DATA"
-        as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth-local=trust --auth-host=reject \
+        as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
             --encoding=UTF8 --locale=C.UTF-8 >"$PG_LOG_DIR/initdb.log" 2>&1 ||
             die "initdb failed; see $PG_LOG_DIR/initdb.log"
         echo "include_if_exists = 'saasodoo.conf'" | as_pg tee -a "$PG_DATA/postgresql.conf" >/dev/null
     fi
-    # Unix socket only, nothing on TCP; only the cluster's owner (and root) may connect,
-    # since local connections are trusted.
+    # The control plane talks over the unix socket, trusted and open only to the cluster's
+    # owner (and root). Tenant apps come over TCP on 127.0.0.1 with their role's password.
+    as_pg tee "$PG_DATA/pg_hba.conf" >/dev/null <<HBA
+# Written by scripts/run.sh on every start.
+local all all trust
+host  all all 127.0.0.1/32 scram-sha-256
+host  all all ::1/128 scram-sha-256
+HBA
     as_pg tee "$PG_DATA/saasodoo.conf" >/dev/null <<CONF
 # Written by scripts/run.sh on every start; edit postgresql.conf for your own settings.
-listen_addresses = ''
+listen_addresses = '127.0.0.1'
+password_encryption = 'scram-sha-256'
 port = $PG_PORT
 unix_socket_directories = '$PG_SOCKET_DIR'
 unix_socket_permissions = 0700
@@ -101,7 +108,24 @@ pg_start() {
         die "PostgreSQL did not start; see $PG_LOG"
 }
 
+# Tenant apps and dedicated clusters outlive a server restart on purpose (the server adopts
+# them again); stopping the platform stops them too.
+tenant_processes_stop() {
+    local f pid dir
+    for f in "$DATA_DIR"/apps/*/pid; do
+        [[ -f "$f" ]] || continue
+        pid=$(cat "$f" 2>/dev/null)
+        [[ "$pid" =~ ^[0-9]+$ ]] && kill -TERM -- "-$pid" 2>/dev/null
+    done
+    for dir in "$DATA_DIR"/clusters/*/data; do
+        [[ -f "$dir/postmaster.pid" ]] || continue
+        log "stopping the dedicated cluster in $dir"
+        as_pg "$PG_BIN/pg_ctl" -D "$dir" -m fast -w -t 60 stop >/dev/null 2>&1 || true
+    done
+}
+
 pg_stop() {
+    tenant_processes_stop
     if pg_running; then
         log "stopping PostgreSQL ($PG_DATA)"
         as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null || true
@@ -119,6 +143,20 @@ pg_create_db() {
     if [[ "$exists" != "1" ]]; then
         log "creating database $DB_NAME"
         psql_pg -d postgres -c "CREATE DATABASE \"$DB_NAME\"" >/dev/null || die "CREATE DATABASE failed"
+    fi
+}
+
+# The database tenant databases are cloned from. Without Odoo here, an empty one lets the
+# platform run; docs/provisioning.md says how to prepare a real one with Odoo.
+pg_create_template() {
+    local exists
+    exists=$(psql_pg -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'saasodoo_template'") ||
+        die "cannot query PostgreSQL at $PG_SOCKET_DIR:$PG_PORT"
+    if [[ "$exists" != "1" ]]; then
+        log "creating an empty template database saasodoo_template (prepare it with Odoo to serve Odoo: docs/provisioning.md)"
+        psql_pg -d postgres -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'saasodoo_template') THEN CREATE ROLE saasodoo_template NOLOGIN; END IF; END \$\$" >/dev/null &&
+            psql_pg -d postgres -c "CREATE DATABASE saasodoo_template" >/dev/null ||
+            die "creating the template database failed"
     fi
 }
 

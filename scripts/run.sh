@@ -54,6 +54,7 @@ trap cleanup EXIT
 pg_init
 pg_start
 pg_create_db
+pg_create_template
 
 # The server follows this script's data locations unless told otherwise.
 export SAASODOO_DATABASE_URL=${SAASODOO_DATABASE_URL:-"host=$PG_SOCKET_DIR port=$PG_PORT dbname=$DB_NAME user=postgres"}
