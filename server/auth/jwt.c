@@ -600,9 +600,7 @@ int jwt_verifier_set_jwks(jwt_verifier *v, const char *jwks_json, sdo_error *err
     keyset *ks = NULL;
     const json_value *keys = json_get(doc, "keys");
     if (json_typeof(keys) != JSON_ARRAY) {
-        rc = sdo_fail(err, SDO_INVALID_ARGUMENT,
-                      "JWK set: expected an object with a \"keys\" "
-                      "array");
+        rc = sdo_fail(err, SDO_INVALID_ARGUMENT, "JWK set: expected {\"keys\": [...]}");
         goto out;
     }
     size_t n = json_array_len(keys);

@@ -1,12 +1,14 @@
 /* JWT verification throughput: jwt_verify() on one thread for a Supabase-shaped access
- * token, per signature algorithm, with keys generated at start. Prints one key=value line
- * per algorithm; bench_jwt.sh sets the figures beside `openssl speed`. */
+ * token, per signature algorithm, with keys generated at start, alternating with the bare
+ * OpenSSL signature check timed the way `openssl speed` times it. Prints one key=value line
+ * per algorithm; bench_jwt.sh sets the figures beside `openssl speed` itself. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 
 #include "auth/jwt.h"
 #include "util/util.h"
@@ -21,7 +23,8 @@ static double seconds_of(clockid_t clock)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* The claims GoTrue puts in an access token (EXTERNAL_APIS.md, Supabase Auth). */
+/* The claims Supabase Auth puts in an access token (supabase/auth internal/tokens/service.go,
+ * GenerateAccessToken). */
 static char *payload(void)
 {
     static char buf[1024];
@@ -53,8 +56,63 @@ static EVP_PKEY *generate(jwt_alg alg)
     }
 }
 
+/* The bare signature check as `openssl speed` times it: a context set up once, reused for
+ * every check of a signature over a short input (20 bytes; a SHA-256 digest for RSA). */
+typedef struct bare {
+    EVP_PKEY_CTX *pctx; /* ES256, RS256: EVP_PKEY_verify */
+    EVP_MD_CTX *mctx;   /* EdDSA: EVP_DigestVerify */
+    unsigned char msg[32];
+    size_t msglen;
+    unsigned char sig[512];
+    size_t siglen;
+} bare;
+
+static int bare_ctx_params(EVP_PKEY_CTX *ctx, jwt_alg alg)
+{
+    if (alg != JWT_ALG_RS256)
+        return 1;
+    return EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) > 0 &&
+           EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) > 0;
+}
+
+static int bare_init(bare *b, jwt_alg alg, EVP_PKEY *key)
+{
+    memset(b, 0, sizeof *b);
+    memset(b->msg, 'x', sizeof b->msg);
+    b->msglen = alg == JWT_ALG_RS256 ? 32 : 20;
+    b->siglen = sizeof b->sig;
+    if (alg == JWT_ALG_EDDSA) {
+        EVP_MD_CTX *sctx = EVP_MD_CTX_new();
+        int ok = sctx && EVP_DigestSignInit(sctx, NULL, NULL, NULL, key) == 1 &&
+                 EVP_DigestSign(sctx, b->sig, &b->siglen, b->msg, b->msglen) == 1;
+        EVP_MD_CTX_free(sctx);
+        b->mctx = EVP_MD_CTX_new();
+        return ok && b->mctx && EVP_DigestVerifyInit(b->mctx, NULL, NULL, NULL, key) == 1;
+    }
+    EVP_PKEY_CTX *sctx = EVP_PKEY_CTX_new(key, NULL);
+    int ok = sctx && EVP_PKEY_sign_init(sctx) == 1 && bare_ctx_params(sctx, alg) &&
+             EVP_PKEY_sign(sctx, b->sig, &b->siglen, b->msg, b->msglen) == 1;
+    EVP_PKEY_CTX_free(sctx);
+    b->pctx = EVP_PKEY_CTX_new(key, NULL);
+    return ok && b->pctx && EVP_PKEY_verify_init(b->pctx) == 1 && bare_ctx_params(b->pctx, alg);
+}
+
+static int bare_verify(bare *b)
+{
+    if (b->mctx)
+        return EVP_DigestVerify(b->mctx, b->sig, b->siglen, b->msg, b->msglen) == 1;
+    return EVP_PKEY_verify(b->pctx, b->sig, b->siglen, b->msg, b->msglen) == 1;
+}
+
+static void bare_free(bare *b)
+{
+    EVP_PKEY_CTX_free(b->pctx);
+    EVP_MD_CTX_free(b->mctx);
+}
+
 static int run(jwt_alg alg, double seconds)
 {
+    bare b = {0};
     int rc = 1;
     sdo_error err;
     char *token = NULL;
@@ -84,31 +142,46 @@ static int run(jwt_alg alg, double seconds)
                 err.message);
         goto out;
     }
-    /* Warm-up, then count whole verifications until the wall-clock time is up. The rate is
-     * per second of this thread's CPU time, as `openssl speed` counts per second of user
-     * CPU time: other load on the machine then does not move the figure. */
+    if (!bare_init(&b, alg, key) || !bare_verify(&b)) {
+        fprintf(stderr, "bench_jwt: the bare %s check cannot be set up\n", jwt_alg_name(alg));
+        goto out;
+    }
+    /* Warm-up, then batches of whole verifications and of bare checks in turn until the
+     * wall-clock time is up, so that both see the same conditions. Rates are per second of
+     * this thread's CPU time, as `openssl speed` counts per second of user CPU time: time
+     * the machine gives to other work then does not count against either. */
     for (int i = 0; i < 50; i++)
         jwt_verify(v, token, &claims, &err);
-    long n = 0;
-    double wall0 = seconds_of(CLOCK_MONOTONIC), cpu0 = seconds_of(CLOCK_THREAD_CPUTIME_ID);
-    double wall;
+    long n = 0, nb = 0;
+    double cpu = 0, cpub = 0, wall, wall0 = seconds_of(CLOCK_MONOTONIC);
     do {
+        double t = seconds_of(CLOCK_THREAD_CPUTIME_ID);
         for (int i = 0; i < 16; i++) {
             if (jwt_verify(v, token, &claims, &err) < 0) {
                 fprintf(stderr, "bench_jwt: verification failed: %s\n", err.message);
                 goto out;
             }
         }
+        double t2 = seconds_of(CLOCK_THREAD_CPUTIME_ID);
+        for (int i = 0; i < 16; i++) {
+            if (!bare_verify(&b)) {
+                fprintf(stderr, "bench_jwt: the bare check failed\n");
+                goto out;
+            }
+        }
+        cpu += t2 - t;
+        cpub += seconds_of(CLOCK_THREAD_CPUTIME_ID) - t2;
         n += 16;
+        nb += 16;
         wall = seconds_of(CLOCK_MONOTONIC) - wall0;
     } while (wall < seconds);
-    double cpu = seconds_of(CLOCK_THREAD_CPUTIME_ID) - cpu0;
-    printf("alg=%s token_bytes=%zu verifications=%ld wall_seconds=%.2f cpu_seconds=%.2f "
-           "per_cpu_second=%.1f\n",
-           jwt_alg_name(alg), strlen(token), n, wall, cpu, (double)n / cpu);
+    printf("alg=%s token_bytes=%zu verifications=%ld cpu_seconds=%.2f per_cpu_second=%.1f "
+           "bare_checks=%ld bare_cpu_seconds=%.2f bare_per_cpu_second=%.1f\n",
+           jwt_alg_name(alg), strlen(token), n, cpu, (double)n / cpu, nb, cpub, (double)nb / cpub);
     fflush(stdout);
     rc = 0;
 out:
+    bare_free(&b);
     free(token);
     jwt_verifier_free(v);
     EVP_PKEY_free(key);
