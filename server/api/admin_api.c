@@ -74,8 +74,59 @@ static int list_servers(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMess
     return 0;
 }
 
-/* Connects with the given conninfo and checks the role may create databases and roles. */
-static int probe_server(const char *id, const char *conninfo, sdo_error *err)
+/* The identity of a PostgreSQL cluster: its system identifier when the role may read it,
+ * else "" (then only host and port tell servers apart). */
+static void cluster_identity(PGconn *c, char *out, size_t outsz)
+{
+    out[0] = 0;
+    PGresult *r = PQexec(c, "SELECT system_identifier::text FROM pg_control_system()");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        sdo_strlcpy(out, PQgetvalue(r, 0, 0), outsz);
+    PQclear(r);
+}
+
+/* Refuses to register a cluster that is already registered under another id: the
+ * platform would take one server's tenants for the other's orphans. */
+static int refuse_alias(sdo_app *app, const char *id, const char *host, int port,
+                        const char *identity, sdo_error *err)
+{
+    PGconn *c = store_acquire(app->st, err);
+    if (!c)
+        return -(int)err->code;
+    PGresult *r =
+        store_exec(app->st, c, "SELECT id FROM database_servers ORDER BY seq", 0, NULL, err, NULL);
+    int rc = r ? 0 : -(int)err->code;
+    for (int i = 0; r && rc == 0 && i < PQntuples(r); i++) {
+        server_rec s = {0};
+        if (store_server_get(app->st, c, app->key, PQgetvalue(r, i, 0), &s, err) < 0)
+            continue;
+        bool same = strcmp(s.host, host) == 0 && s.port == port;
+        if (!same && identity[0]) {
+            sdo_error ignored = {0};
+            PGconn *o = dbs_connect(&s, NULL, &ignored);
+            if (o) {
+                char other[64];
+                cluster_identity(o, other, sizeof other);
+                same = strcmp(other, identity) == 0;
+                PQfinish(o);
+            }
+        }
+        if (same)
+            rc = sdo_fail(err, SDO_ALREADY_EXISTS,
+                          "this PostgreSQL server is already registered as "
+                          "'databaseServers/%s'; one server cannot have two names (%s)",
+                          s.id, id);
+        server_rec_free(&s);
+    }
+    PQclear(r);
+    store_release(app->st, c);
+    return rc;
+}
+
+/* Connects with the given conninfo and checks the role may create databases and roles;
+ * identity receives the cluster's identity (see cluster_identity). */
+static int probe_server(const char *id, const char *conninfo, char *identity, size_t idsz,
+                        sdo_error *err)
 {
     server_rec s = {0};
     sdo_strlcpy(s.id, id, sizeof s.id);
@@ -86,6 +137,7 @@ static int probe_server(const char *id, const char *conninfo, sdo_error *err)
         sdo_strlcpy(why, err->message, sizeof why);
         return sdo_fail(err, SDO_FAILED_PRECONDITION, "%s; check admin_conninfo", why);
     }
+    cluster_identity(c, identity, idsz);
     PGresult *r = PQexec(c, "SELECT rolsuper OR (rolcreatedb AND rolcreaterole) FROM pg_roles"
                             " WHERE rolname = current_user");
     bool ok =
@@ -130,7 +182,10 @@ static int create_server(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMes
     if (d->capacity < 0)
         return sdo_fail_field(err, "database_server.capacity",
                               "database_server.capacity must not be negative");
-    if (probe_server(req->database_server_id, d->admin_conninfo, err) < 0)
+    char identity[64];
+    if (probe_server(req->database_server_id, d->admin_conninfo, identity, sizeof identity, err) <
+            0 ||
+        refuse_alias(app, req->database_server_id, d->host, d->port, identity, err) < 0)
         return -1;
     server_rec s = {0};
     sdo_strlcpy(s.id, req->database_server_id, sizeof s.id);

@@ -97,6 +97,31 @@ static void free_names(char **v, size_t n)
     free(v);
 }
 
+/* Each registered server's cluster identity (system identifier), "" when unreadable. */
+typedef struct identity {
+    char server[72];
+    char id[64];
+} identity;
+
+static const identity *identities;
+static int nidentities;
+
+static const char *identity_of(const char *server)
+{
+    for (int i = 0; i < nidentities; i++)
+        if (strcmp(identities[i].server, server) == 0)
+            return identities[i].id;
+    return "";
+}
+
+/* True only when both servers are known to be different clusters: a copy of a live
+ * tenant's database may then be removed. */
+static bool surely_distinct(const char *a, const char *b)
+{
+    const char *ia = identity_of(a), *ib = identity_of(b);
+    return ia[0] && ib[0] && strcmp(ia, ib) != 0;
+}
+
 static void check_server(const engine_env *env, const dbs_env *dbs, const server_rec *s,
                          const live *l, size_t nl, bool repair, report *rep)
 {
@@ -118,10 +143,19 @@ static void check_server(const engine_env *env, const dbs_env *dbs, const server
         const live *o = find_live(l, nl, dbsn[i]);
         if (o && (o->busy || strcmp(o->t.server, s->id) == 0))
             continue;
-        char detail[256];
-        snprintf(detail, sizeof detail, "database '%s' belongs to no live tenant on this server",
-                 dbsn[i]);
-        bool fixed = repair && dbs_drop(dbs, s->id, dbsn[i], "", &err) == 0;
+        char detail[300];
+        /* a tenant living on another server may be this very server under a second name:
+         * its copy is removed only when the two are surely different clusters */
+        bool may = !o || surely_distinct(s->id, o->t.server);
+        if (o)
+            snprintf(detail, sizeof detail,
+                     "database '%s' is a leftover copy of tenant %s, which "
+                     "lives on '%s'%s",
+                     dbsn[i], o->t.id, o->t.server,
+                     may ? "" : "; the servers cannot be told apart, remove it by hand");
+        else
+            snprintf(detail, sizeof detail, "database '%s' belongs to no live tenant", dbsn[i]);
+        bool fixed = repair && may && dbs_drop(dbs, s->id, dbsn[i], "", &err) == 0;
         add(rep, "ORPHAN_DATABASE", res, detail, fixed);
     }
     for (size_t i = 0; i < nroles; i++) {
@@ -130,10 +164,17 @@ static void check_server(const engine_env *env, const dbs_env *dbs, const server
             continue;
         if (strcmp(roles[i], env->cfg->dbstrategy_template_owner) == 0)
             continue;
-        char detail[256];
-        snprintf(detail, sizeof detail, "role '%s' belongs to no live tenant on this server",
-                 roles[i]);
-        bool fixed = repair && dbs_drop(dbs, s->id, "", roles[i], &err) == 0;
+        char detail[300];
+        bool may = !o || surely_distinct(s->id, o->t.server);
+        if (o)
+            snprintf(detail, sizeof detail,
+                     "role '%s' is a leftover of tenant %s, which lives "
+                     "on '%s'%s",
+                     roles[i], o->t.id, o->t.server,
+                     may ? "" : "; the servers cannot be told apart, remove it by hand");
+        else
+            snprintf(detail, sizeof detail, "role '%s' belongs to no live tenant", roles[i]);
+        bool fixed = repair && may && dbs_drop(dbs, s->id, "", roles[i], &err) == 0;
         add(rep, "ORPHAN_ROLE", res, detail, fixed);
     }
     /* missing: what tenants placed here should have */
@@ -207,6 +248,22 @@ int fsck_run(const engine_env *env, bool repair, Saasodoo__V1__ConsistencyReport
             ns++;
     PQclear(r);
     store_release(env->st, c);
+
+    identity *ids_of = sdo_calloc((size_t)ns, sizeof *ids_of);
+    for (int i = 0; i < ns; i++) {
+        sdo_strlcpy(ids_of[i].server, servers[i].id, sizeof ids_of[i].server);
+        sdo_error ignored = {0};
+        PGconn *ic = dbs_connect(&servers[i], NULL, &ignored);
+        if (!ic)
+            continue;
+        PGresult *ir = PQexec(ic, "SELECT system_identifier::text FROM pg_control_system()");
+        if (PQresultStatus(ir) == PGRES_TUPLES_OK && PQntuples(ir) == 1)
+            sdo_strlcpy(ids_of[i].id, PQgetvalue(ir, 0, 0), sizeof ids_of[i].id);
+        PQclear(ir);
+        PQfinish(ic);
+    }
+    identities = ids_of;
+    nidentities = ns;
 
     for (int i = 0; i < ns; i++) {
         const server_rec *s = &servers[i];
@@ -288,6 +345,9 @@ int fsck_run(const engine_env *env, bool repair, Saasodoo__V1__ConsistencyReport
             }
         }
     }
+    identities = NULL;
+    nidentities = 0;
+    free(ids_of);
     rep.r->tenants_checked = (int32_t)nl;
     rep.r->servers_checked = ns;
     rep.r->check_time = ts_from_us(sdo_now_us());

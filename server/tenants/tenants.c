@@ -384,6 +384,10 @@ int tenants_change(store *st, const secret_key *key, const tenant_change *in, co
     }
     sdo_buf_puts(&params, "{");
     const char *new_state = NULL;
+    /* the tenant's server as an id: the record holds its resource name */
+    const char *cur_server = cur->database_server;
+    if (strncmp(cur_server, "databaseServers/", 16) == 0)
+        cur_server += 16;
     if (strcmp(in->kind, "MIGRATE_TENANT") == 0) {
         const char *from = cur->database_strategy == SAASODOO__V1__DATABASE_STRATEGY__DEDICATED
                                ? "DEDICATED"
@@ -406,7 +410,7 @@ int tenants_change(store *st, const secret_key *key, const tenant_change *in, co
                     rc = sdo_fail_field(err, "target_database_server",
                                         "target_database_server '%s' is not a shared server",
                                         in->target_server);
-                } else if (rc == 0 && strcmp(s.id, cur->database_server) == 0) {
+                } else if (rc == 0 && strcmp(s.id, cur_server) == 0) {
                     rc = sdo_fail(err, SDO_FAILED_PRECONDITION,
                                   "tenant '%s' is already on database server '%s'", target, s.id);
                 } else if (rc == 0 && s.load >= s.capacity) {
@@ -415,7 +419,7 @@ int tenants_change(store *st, const secret_key *key, const tenant_change *in, co
                                   s.capacity);
                 }
             } else {
-                rc = store_server_pick_shared(st, c, key, cur->database_server, &s, err);
+                rc = store_server_pick_shared(st, c, key, cur_server, &s, err);
             }
             server_rec_free(&s);
             if (rc < 0)

@@ -20,7 +20,12 @@ set(SAASODOO_INTEGRATION_TESTS
   test_store
   test_config
   test_cli
-  test_example)
+  test_example
+  test_provisioning
+  test_lifecycle
+  test_admin_servers
+  test_migration
+  test_crash)
 
 set(SAASODOO_INTEGRATION_TIMEOUTS
   test_tenants=300
@@ -30,7 +35,12 @@ set(SAASODOO_INTEGRATION_TIMEOUTS
   test_durability=420
   test_store=180
   test_config=180
-  test_example=120)
+  test_example=120
+  test_provisioning=240
+  test_lifecycle=300
+  test_admin_servers=240
+  test_migration=300
+  test_crash=600)
 
 foreach(name ${SAASODOO_INTEGRATION_TESTS})
   set(timeout 300)

@@ -7,11 +7,18 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+import pytest
 from google.protobuf import field_mask_pb2
 
 import support
 from support import unique_id, unique_owner
 from saasodoo.v1 import operation_pb2, operation_pb2_grpc, tenant_pb2, tenant_pb2_grpc
+
+# These tests are about records and the API: the operations they record are parked in
+# the queue (conftest.parked_operations), so tenants stay PROVISIONING and operations
+# PENDING until a test acts on them. Provisioning is tested in test_provisioning.py and
+# the suites beside it.
+pytestmark = pytest.mark.usefixtures("parked_operations")
 
 Tenant = tenant_pb2.Tenant
 
@@ -245,6 +252,7 @@ def test_two_servers_start_together_on_a_fresh_database(server_factory, pg):
         b.start(wait=False)
         a.wait_serving()
         b.wait_serving()
+        support.park_operations(pg, db)
         tid = unique_id("both")
         op = tenant_pb2_grpc.TenantServiceStub(a.channel()).CreateTenant(
             tenant_pb2.CreateTenantRequest(tenant_id=tid, tenant=Tenant(plan="plans/enterprise")), timeout=10)

@@ -3,10 +3,17 @@ import os
 import subprocess
 
 import grpc
+import pytest
 
 import support
 from support import REPO, unique_id
 from saasodoo.v1 import tenant_pb2, tenant_pb2_grpc
+
+# These tests are about records and the API: the operations they record are parked in
+# the queue (conftest.parked_operations), so tenants stay PROVISIONING and operations
+# PENDING until a test acts on them. Provisioning is tested in test_provisioning.py and
+# the suites beside it.
+pytestmark = pytest.mark.usefixtures("parked_operations")
 
 EXAMPLE = REPO / "clients" / "python" / "example.py"
 

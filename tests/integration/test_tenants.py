@@ -10,6 +10,12 @@ from google.protobuf import field_mask_pb2
 from support import assert_status, call_error, unique_id, unique_owner
 from saasodoo.v1 import operation_pb2, operation_pb2_grpc, tenant_pb2, tenant_pb2_grpc
 
+# These tests are about records and the API: the operations they record are parked in
+# the queue (conftest.parked_operations), so tenants stay PROVISIONING and operations
+# PENDING until a test acts on them. Provisioning is tested in test_provisioning.py and
+# the suites beside it.
+pytestmark = pytest.mark.usefixtures("parked_operations")
+
 Tenant = tenant_pb2.Tenant
 Operation = operation_pb2.Operation
 INVALID = grpc.StatusCode.INVALID_ARGUMENT

@@ -14,6 +14,11 @@ import support
 from support import assert_status, call_error, raw_unary, unique_id
 from saasodoo.v1 import operation_pb2, operation_pb2_grpc, tenant_pb2, tenant_pb2_grpc
 
+# Transport tests: the operations they record are parked in the queue
+# (conftest.parked_operations), so an operation stays PENDING for the watch tests and
+# no tenant is provisioned.
+pytestmark = pytest.mark.usefixtures("parked_operations")
+
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 MiB = 1024 * 1024
 
