@@ -102,16 +102,12 @@ static int reject(sdo_error *err, const char *reason, const char *fmt, ...)
 
 static int reject(sdo_error *err, const char *reason, const char *fmt, ...)
 {
-    if (err) {
-        va_list ap;
-        memset(err, 0, sizeof *err);
-        err->code = SDO_UNAUTHENTICATED;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
-        sdo_strlcpy(err->reason, reason, sizeof err->reason);
-    }
-    return -SDO_UNAUTHENTICATED;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = sdo_failv(err, SDO_UNAUTHENTICATED, fmt, ap);
+    va_end(ap);
+    sdo_error_reason(err, reason);
+    return rc;
 }
 
 /* Copies untrusted text for a message: printable ASCII only, at most 32 characters. */

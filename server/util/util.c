@@ -21,31 +21,34 @@ const char *sdo_status_name(int code)
     return "UNKNOWN";
 }
 
-int sdo_fail(sdo_error *err, sdo_status code, const char *fmt, ...)
+int sdo_failv(sdo_error *err, sdo_status code, const char *fmt, va_list ap)
 {
     if (err) {
-        va_list ap;
         memset(err, 0, sizeof *err);
         err->code = code;
-        va_start(ap, fmt);
         vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
     }
     return -(int)code;
 }
 
+int sdo_fail(sdo_error *err, sdo_status code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = sdo_failv(err, code, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
 int sdo_fail_field(sdo_error *err, const char *field, const char *fmt, ...)
 {
-    if (err) {
-        va_list ap;
-        memset(err, 0, sizeof *err);
-        err->code = SDO_INVALID_ARGUMENT;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = sdo_failv(err, SDO_INVALID_ARGUMENT, fmt, ap);
+    va_end(ap);
+    if (err)
         sdo_strlcpy(err->field, field, sizeof err->field);
-    }
-    return -(int)SDO_INVALID_ARGUMENT;
+    return rc;
 }
 
 void sdo_error_reason(sdo_error *err, const char *reason)

@@ -3,6 +3,7 @@
 #define SDO_UTIL_H
 
 #include <stdbool.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,8 @@ typedef struct sdo_error {
 /* Fills *err (if not NULL) and returns -code, so callers write `return sdo_fail(...)`. */
 int sdo_fail(sdo_error *err, sdo_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Same with a va_list. */
+int sdo_failv(sdo_error *err, sdo_status code, const char *fmt, va_list ap);
 /* Same, naming the offending field (BadRequest field violation). */
 int sdo_fail_field(sdo_error *err, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
