@@ -18,7 +18,7 @@ PACKAGES=(
     # the control-plane database and the server's libraries
     postgresql libpq-dev libcurl4-openssl-dev libyaml-dev libssl-dev
     # tests: cmocka (unit), Python grpcio and pytest (integration), h2load/nghttp (benchmark)
-    libcmocka-dev python3-grpcio python3-protobuf python3-pytest nghttp2-client
+    libcmocka-dev python3-grpcio python3-protobuf python3-pytest python3-yaml nghttp2-client
     # the REST gateway: Go, grpc-gateway 1.6 and the Go packages it builds against
     golang-go golang-grpc-gateway golang-google-grpc-dev golang-goprotobuf-dev golang-google-genproto-dev
     # gateway and browser tests: curl, Chromium, Node.js (playwright-core comes from npm)
