@@ -420,7 +420,7 @@ static bool write_well_known(jw *w, const ProtobufCMessage *m)
     return write_wrapper(w, m);
 }
 
-static size_t element_size(ProtobufCType type)
+size_t sdo_proto_element_size(ProtobufCType type)
 {
     switch (type) {
     case PROTOBUF_C_TYPE_INT32:
@@ -792,7 +792,7 @@ static void write_repeated(jw *w, const ProtobufCMessage *m, const ProtobufCFiel
         write_map(w, f, (ProtobufCMessage *const *)(const void *)arr, n);
         return;
     }
-    size_t size = element_size(f->type);
+    size_t size = sdo_proto_element_size(f->type);
     jw_open(w, '[');
     for (size_t i = 0; i < n && w->err == 0; i++) {
         jw_item(w, i);

@@ -53,4 +53,7 @@ int sdo_format_timestamp(int64_t seconds, int32_t nanos, char *buf, size_t bufsi
 }
 #endif
 
+/* Size in memory of one element of a repeated field of this type (protobuf-c layout). */
+size_t sdo_proto_element_size(ProtobufCType type);
+
 #endif /* SAASODOO_JSON_H */

@@ -382,35 +382,6 @@ static int kv_pair_cmp(const void *a, const void *b)
 
 static void describe(kv_list *l, const char *prefix, const ProtobufCMessage *m, int depth);
 
-/* Size of one element of a repeated scalar field. */
-static size_t elem_size(ProtobufCType type)
-{
-    switch (type) {
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-        return 8;
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return sizeof(double);
-    case PROTOBUF_C_TYPE_FLOAT:
-        return sizeof(float);
-    case PROTOBUF_C_TYPE_BOOL:
-        return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_ENUM:
-        return sizeof(int);
-    case PROTOBUF_C_TYPE_STRING:
-        return sizeof(char *);
-    case PROTOBUF_C_TYPE_BYTES:
-        return sizeof(ProtobufCBinaryData);
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return sizeof(ProtobufCMessage *);
-    default:
-        return 4;
-    }
-}
-
 static bool is_map_entry(const ProtobufCFieldDescriptor *f)
 {
     const ProtobufCMessageDescriptor *e = f->descriptor;
@@ -482,7 +453,7 @@ static void describe_field(kv_list *l, const char *prefix, const ProtobufCMessag
         } else {
             char *acc = NULL;
             size_t len = 0;
-            size_t size = elem_size(f->type);
+            size_t size = sdo_proto_element_size(f->type);
             for (size_t i = 0; i < n; i++) {
                 const char *s = scalar_text(f, arr + i * size, buf);
                 join(l, &acc, &len, ", ", s ? s : "");
