@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -428,9 +429,9 @@ int sdo_call_unary(sdo_client *c, const char *method_path, const ProtobufCMessag
     return sdo_call_unary_opts(c, method_path, req, resp_desc, NULL, resp, st);
 }
 
-int sdo_call_unary_opts(sdo_client *c, const char *method_path, const ProtobufCMessage *req,
-                        const ProtobufCMessageDescriptor *resp_desc, const sdo_call_opts *opts,
-                        ProtobufCMessage **resp, sdo_status *st)
+static int call_unary_once(sdo_client *c, const char *method_path, const ProtobufCMessage *req,
+                           const ProtobufCMessageDescriptor *resp_desc, const sdo_call_opts *opts,
+                           ProtobufCMessage **resp, sdo_status *st)
 {
     struct sdo_stream s;
     ProtobufCMessage *msg = NULL;
@@ -461,6 +462,28 @@ int sdo_call_unary_opts(sdo_client *c, const char *method_path, const ProtobufCM
     call_destroy(&s);
     if (rc == 0)
         *resp = msg;
+    return rc;
+}
+
+int sdo_call_unary_opts(sdo_client *c, const char *method_path, const ProtobufCMessage *req,
+                        const ProtobufCMessageDescriptor *resp_desc, const sdo_call_opts *opts,
+                        ProtobufCMessage **resp, sdo_status *st)
+{
+    /* A connection that could not be made carried no request, so trying again is safe even
+     * for calls that change things; a moment's trouble on a busy machine then goes unseen,
+     * while a server that is really down is still reported within a fraction of a second. */
+    int rc = 0;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (attempt > 0) {
+            struct timespec pause = {0, 100000000L * attempt};
+            nanosleep(&pause, NULL);
+            sdo_status_clear(st); /* the failed try's message */
+        }
+        rc = call_unary_once(c, method_path, req, resp_desc, opts, resp, st);
+        if (rc != -SDO_UNAVAILABLE || st == NULL || st->message == NULL ||
+            strstr(st->message, "failed to connect") == NULL)
+            break;
+    }
     return rc;
 }
 
