@@ -85,6 +85,62 @@ static const cfg_key cfg_keys[] = {
     {"ops", "max_attempts", CFG_INT, OFF(ops_max_attempts), 1, 100, "5", NULL},
     {"ops", "retry_base_ms", CFG_INT, OFF(ops_retry_base_ms), 1, 600000, "500", NULL},
     {"security", "secret_key", CFG_STRING_EMPTY, OFF(security_secret_key), 0, 0, "", NULL},
+    {"security", "tls_cert_file", CFG_STRING_EMPTY, OFF(security_tls_cert_file), 0, 0, "", NULL},
+    {"security", "tls_key_file", CFG_STRING_EMPTY, OFF(security_tls_key_file), 0, 0, "", NULL},
+    {"identity", "mode", CFG_STRING, OFF(identity_mode), 0, 0, "builtin", "builtin|supabase"},
+    {"identity", "signing_key_file", CFG_STRING_EMPTY, OFF(identity_signing_key_file), 0, 0, "",
+     NULL},
+    {"identity", "signing_algorithm", CFG_STRING, OFF(identity_signing_algorithm), 0, 0, "ES256",
+     "ES256|EdDSA"},
+    {"identity", "issuer", CFG_STRING, OFF(identity_issuer), 0, 0, "saasodoo", NULL},
+    {"identity", "audience", CFG_STRING, OFF(identity_audience), 0, 0, "saasodoo", NULL},
+    {"identity", "access_token_seconds", CFG_INT, OFF(identity_access_token_seconds), 30, 86400,
+     "900", NULL},
+    {"identity", "refresh_token_seconds", CFG_INT, OFF(identity_refresh_token_seconds), 60,
+     31536000, "2592000", NULL},
+    {"identity", "clock_leeway_seconds", CFG_INT, OFF(identity_clock_leeway_seconds), 0, 3600,
+     "30", NULL},
+    {"identity", "bootstrap_admin_email", CFG_STRING_EMPTY, OFF(identity_bootstrap_admin_email), 0,
+     0, "", NULL},
+    {"identity", "bootstrap_admin_password_file", CFG_STRING_EMPTY,
+     OFF(identity_bootstrap_admin_password_file), 0, 0, "", NULL},
+    {"identity", "supabase_url", CFG_STRING_EMPTY, OFF(identity_supabase_url), 0, 0, "", NULL},
+    {"identity", "supabase_anon_key", CFG_STRING_EMPTY, OFF(identity_supabase_anon_key), 0, 0, "",
+     NULL},
+    {"identity", "supabase_jwt_secret", CFG_STRING_EMPTY, OFF(identity_supabase_jwt_secret), 0, 0,
+     "", NULL},
+    {"identity", "supabase_audience", CFG_STRING, OFF(identity_supabase_audience), 0, 0,
+     "authenticated", NULL},
+    {"identity", "supabase_jwks_min_refresh_seconds", CFG_INT,
+     OFF(identity_supabase_jwks_min_refresh_seconds), 0, 86400, "60", NULL},
+    {"ratelimit", "principal_rate", CFG_INT, OFF(ratelimit_principal_rate), 1, 1000000, "200",
+     NULL},
+    {"ratelimit", "principal_burst", CFG_INT, OFF(ratelimit_principal_burst), 1, 1000000, "400",
+     NULL},
+    {"ratelimit", "address_rate", CFG_INT, OFF(ratelimit_address_rate), 1, 1000000, "1000", NULL},
+    {"ratelimit", "address_burst", CFG_INT, OFF(ratelimit_address_burst), 1, 1000000, "2000",
+     NULL},
+    {"ratelimit", "sign_in_failures", CFG_INT, OFF(ratelimit_sign_in_failures), 1, 1000000, "5",
+     NULL},
+    {"ratelimit", "sign_in_window_seconds", CFG_INT, OFF(ratelimit_sign_in_window_seconds), 1,
+     86400, "300", NULL},
+    {"backup", "storage", CFG_STRING, OFF(backup_storage), 0, 0, "filesystem", "filesystem|s3"},
+    {"backup", "dir", CFG_STRING_EMPTY, OFF(backup_dir), 0, 0, "", NULL},
+    {"backup", "scheduler_interval_seconds", CFG_INT, OFF(backup_scheduler_interval_seconds), 1,
+     86400, "30", NULL},
+    {"backup", "drill_schedule", CFG_STRING, OFF(backup_drill_schedule), 0, 0, "daily",
+     "daily|weekly|disabled"},
+    {"backup", "parallel_jobs", CFG_INT, OFF(backup_parallel_jobs), 1, 64, "2", NULL},
+    {"backup", "directory_format_mb", CFG_INT, OFF(backup_directory_format_mb), 1, 10000000,
+     "1024", NULL},
+    {"backup", "s3_endpoint", CFG_STRING_EMPTY, OFF(backup_s3_endpoint), 0, 0, "", NULL},
+    {"backup", "s3_region", CFG_STRING, OFF(backup_s3_region), 0, 0, "us-east-1", NULL},
+    {"backup", "s3_bucket", CFG_STRING_EMPTY, OFF(backup_s3_bucket), 0, 0, "", NULL},
+    {"backup", "s3_prefix", CFG_STRING_EMPTY, OFF(backup_s3_prefix), 0, 0, "", NULL},
+    {"backup", "s3_access_key", CFG_STRING_EMPTY, OFF(backup_s3_access_key), 0, 0, "", NULL},
+    {"backup", "s3_secret_key", CFG_STRING_EMPTY, OFF(backup_s3_secret_key), 0, 0, "", NULL},
+    {"backup", "s3_part_size_mb", CFG_INT, OFF(backup_s3_part_size_mb), 5, 5120, "16", NULL},
+    {"backup", "s3_path_style", CFG_INT, OFF(backup_s3_path_style), 0, 1, "1", NULL},
 };
 #define NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 
@@ -323,6 +379,24 @@ static int cfg_finish(sdo_config *cfg, char *err, size_t errsz)
              cfg->dbstrategy_dedicated_port_min, cfg->dbstrategy_dedicated_port_max);
         return -1;
     }
+    if (!cfg->security_tls_cert_file[0] != !cfg->security_tls_key_file[0]) {
+        errf(err, errsz, "security.tls_cert_file and security.tls_key_file go together: set "
+                         "both to serve TLS, or neither");
+        return -1;
+    }
+    if (strcmp(cfg->identity_mode, "supabase") == 0 && !cfg->identity_supabase_url[0]) {
+        errf(err, errsz, "identity.mode is supabase but identity.supabase_url is empty");
+        return -1;
+    }
+    if (cfg->identity_bootstrap_admin_email[0] && !cfg->identity_bootstrap_admin_password_file[0]) {
+        errf(err, errsz, "identity.bootstrap_admin_email needs "
+                         "identity.bootstrap_admin_password_file");
+        return -1;
+    }
+    if (strcmp(cfg->backup_storage, "s3") == 0 && !cfg->backup_s3_bucket[0]) {
+        errf(err, errsz, "backup.storage is s3 but backup.s3_bucket is empty");
+        return -1;
+    }
     size_t kl = strlen(cfg->security_secret_key);
     bool hex = kl == 64;
     for (size_t i = 0; hex && i < kl; i++)
@@ -435,7 +509,8 @@ void config_print(const sdo_config *cfg)
             printf("%s.%s = %d\n", k->section, k->key, *(const int *)slot);
         } else {
             const char *v = *(char *const *)slot;
-            if (strcmp(k->key, "secret_key") == 0 && v[0]) {
+            if (v[0] && (strcmp(k->key, "secret_key") == 0 || strstr(k->key, "_secret") ||
+                         strstr(k->key, "secret_key") || strcmp(k->key, "supabase_anon_key") == 0)) {
                 v = "***";
             } else if (strcmp(k->key, "url") == 0 || strcmp(k->key, "shared_admin_url") == 0) {
                 mask_secret(v, masked, sizeof masked);

@@ -24,7 +24,10 @@ typedef struct rpc_ctx {
     sdo_error err;           /* set by a failing handler or interceptor */
     grpc_metadata_array *md; /* request metadata; valid until the call ends */
     void *app;               /* application state given to rpc_server_new (borrowed) */
-    char principal[128];     /* who is calling, once known; "" when anonymous */
+    char principal[128];     /* who is calling, once known: "users/{id}"; "" when anonymous */
+    int role;                /* the caller's role (identity/authz.h), 0 when anonymous */
+    char api_key[48];        /* the API key id the call came with, "" otherwise */
+    char target[160];        /* the resource the call acts on, for the audit log */
 } rpc_ctx;
 
 /* Unary handler: on success sets *resp (allocated so that protobuf_c_message_free_unpacked
@@ -65,12 +68,15 @@ typedef struct rpc_handler {
     rpc_bidi_fn bidi;
 } rpc_handler;
 
-/* Interceptors run around every call: before may fail it (fill ctx->err, return < 0);
- * after sees the final status. Either may be NULL. */
+/* Interceptors run around every call: before (on the completion-queue thread, when the call
+ * arrives: must not block) may fail it (fill ctx->err, return < 0); request (on the handler
+ * thread, with the decoded request, just before the handler: may wait on the store) may fail
+ * it the same way; after sees the final status. Any may be NULL. */
 typedef struct rpc_interceptor {
     const char *name;
     int (*before)(rpc_ctx *ctx);
     void (*after)(rpc_ctx *ctx, int code, int64_t duration_us);
+    int (*request)(rpc_ctx *ctx, const ProtobufCMessage *req);
 } rpc_interceptor;
 
 /* Copies the value of request metadata `key` into out; returns its length or -1 if absent. */

@@ -327,6 +327,20 @@ static int run_interceptors_before(rpc_call *c)
     return 0;
 }
 
+static int run_interceptors_request(rpc_call *c, const ProtobufCMessage *req)
+{
+    const rpc_registry *r = c->w->srv->reg;
+    for (size_t i = 0; i < rpc_registry_interceptor_count(r); i++) {
+        const rpc_interceptor *ic = rpc_registry_interceptor_at(r, i);
+        if (ic->request && ic->request(&c->ctx, req) < 0) {
+            if (c->ctx.err.code == SDO_OK)
+                sdo_fail(&c->ctx.err, SDO_INTERNAL, "interceptor %s refused the call", ic->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void on_new_call(rpc_call *c)
 {
     rpc_server *s = c->w->srv;
@@ -423,6 +437,11 @@ static void on_recv(rpc_call *c, int success)
     }
     ProtobufCMessage *req = decode_request(c);
     if (!req) {
+        finish_call(c, ctx->err.code, NULL);
+        return;
+    }
+    if (run_interceptors_request(c, req) < 0) {
+        protobuf_c_message_free_unpacked(req, NULL);
         finish_call(c, ctx->err.code, NULL);
         return;
     }
