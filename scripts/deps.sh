@@ -19,19 +19,22 @@ PACKAGES=(
     postgresql libpq-dev libcurl4-openssl-dev libyaml-dev libssl-dev
     # tests: cmocka (unit), Python grpcio and pytest (integration), h2load/nghttp (benchmark)
     libcmocka-dev python3-grpcio python3-protobuf python3-pytest python3-yaml nghttp2-client
+    # test doubles that sign tokens (Supabase Auth) and make TLS certificates
+    python3-cryptography openssl
     # the REST gateway: Go, grpc-gateway 1.6 and the Go packages it builds against
     golang-go golang-grpc-gateway golang-google-grpc-dev golang-goprotobuf-dev golang-google-genproto-dev
     # gateway and browser tests: curl, Chromium, Node.js (playwright-core comes from npm)
     curl chromium nodejs
 )
 
-# Installs playwright-core for the browser tests into tests/browser/node_modules (ignored
-# by git) from the committed package-lock.json, when it is missing or out of date.
-install_browser_test_modules() {
+# Installs the npm packages of a test folder (tests/browser: playwright-core; tests/s3:
+# s3rver) into its node_modules (ignored by git) from the committed package-lock.json, when
+# they are missing or out of date.
+install_test_modules() {
     local dir
-    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/browser"
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/$1"
     [[ -f "$dir/package-lock.json" ]] || return 0
-    if [[ -d "$dir/node_modules/playwright-core" &&
+    if [[ -f "$dir/node_modules/.package-lock.json" &&
         "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]]; then
         return 0
     fi
@@ -40,7 +43,7 @@ install_browser_test_modules() {
         echo "deps: installing npm" >&2
         "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends npm
     fi
-    echo "deps: installing playwright-core into $dir/node_modules" >&2
+    echo "deps: installing the npm packages of $1 into $dir/node_modules" >&2
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
 }
 
@@ -76,4 +79,5 @@ if [[ ${#missing[@]} -ne 0 ]]; then
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-install_browser_test_modules
+install_test_modules tests/browser
+install_test_modules tests/s3
