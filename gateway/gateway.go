@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
@@ -40,8 +42,17 @@ func newGateway(ctx context.Context, cfg *config) (*gateway, error) {
 	// One HTTP/2 connection to the server carries every call. Dialing does not
 	// block: while the server is down calls fail with UNAVAILABLE (503) and
 	// /healthz says so.
+	transport := grpc.WithInsecure()
+	if cfg.backendCAs != nil {
+		// The backend's certificate must chain to --backend-ca and name the host of
+		// --backend.
+		transport = grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+			RootCAs:    cfg.backendCAs,
+			MinVersion: tls.VersionTLS12,
+		}))
+	}
 	conn, err := grpc.DialContext(ctx, cfg.backend,
-		grpc.WithInsecure(),
+		transport,
 		grpc.WithUserAgent("saasodoo-gateway/"+version),
 		grpc.WithChainUnaryInterceptor(normalizeFieldMasks),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)),

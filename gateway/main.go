@@ -15,10 +15,16 @@
 //	--max-body-bytes  SAASODOO_GATEWAY_MAX_BODY_BYTES  largest request body (1048576)
 //	--shutdown-grace  SAASODOO_GATEWAY_SHUTDOWN_GRACE  time in-flight requests get on SIGTERM (10s)
 //	--access-log      SAASODOO_GATEWAY_ACCESS_LOG      one log line per request (true)
+//	--tls-cert        SAASODOO_GATEWAY_TLS_CERT        PEM certificate chain: serve HTTPS ("" = HTTP)
+//	--tls-key         SAASODOO_GATEWAY_TLS_KEY         PEM private key of --tls-cert
+//	--backend-ca      SAASODOO_GATEWAY_BACKEND_CA      PEM CA certificates: dial the backend over TLS
+//	                                                   and check its certificate ("" = plaintext)
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,6 +52,10 @@ type config struct {
 	maxBodyBytes  int64
 	shutdownGrace time.Duration
 	accessLog     bool
+	// HTTPS: the certificate served (nil = plain HTTP).
+	tlsCert *tls.Certificate
+	// TLS to the backend: the CAs its certificate must chain to (nil = plaintext).
+	backendCAs *x509.CertPool
 }
 
 func envOr(name, def string) string {
@@ -91,6 +101,13 @@ func parseConfig(args []string) (*config, error) {
 			"(SAASODOO_GATEWAY_SHUTDOWN_GRACE)")
 	accessLog := fs.String("access-log", envOr("SAASODOO_GATEWAY_ACCESS_LOG", "true"),
 		"log one line per request: true or false (SAASODOO_GATEWAY_ACCESS_LOG)")
+	tlsCert := fs.String("tls-cert", envOr("SAASODOO_GATEWAY_TLS_CERT", ""),
+		"PEM certificate chain `file`: serve HTTPS with it; empty serves plain HTTP (SAASODOO_GATEWAY_TLS_CERT)")
+	tlsKey := fs.String("tls-key", envOr("SAASODOO_GATEWAY_TLS_KEY", ""),
+		"PEM private key `file` of --tls-cert (SAASODOO_GATEWAY_TLS_KEY)")
+	backendCA := fs.String("backend-ca", envOr("SAASODOO_GATEWAY_BACKEND_CA", ""),
+		"PEM `file` of the CA certificates the backend's certificate must chain to: dial the "+
+			"backend over TLS; empty dials in plaintext (SAASODOO_GATEWAY_BACKEND_CA)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -131,6 +148,26 @@ func parseConfig(args []string) (*config, error) {
 			return nil, fmt.Errorf("--frontend %q is not a folder", cfg.frontendDir)
 		}
 	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return nil, fmt.Errorf("--tls-cert and --tls-key go together: give both to serve HTTPS, or neither")
+	}
+	if *tlsCert != "" {
+		pair, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert %q and --tls-key %q cannot be used: %v", *tlsCert, *tlsKey, err)
+		}
+		cfg.tlsCert = &pair
+	}
+	if *backendCA != "" {
+		pem, err := os.ReadFile(*backendCA)
+		if err != nil {
+			return nil, fmt.Errorf("--backend-ca %q cannot be read: %v", *backendCA, err)
+		}
+		cfg.backendCAs = x509.NewCertPool()
+		if !cfg.backendCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--backend-ca %q holds no PEM certificate", *backendCA)
+		}
+	}
 	return cfg, nil
 }
 
@@ -169,16 +206,35 @@ func run(cfg *config) int {
 		MaxHeaderBytes:    64 << 10,
 	}
 	srv.RegisterOnShutdown(gw.stopStreams)
+	scheme := "http"
+	if cfg.tlsCert != nil {
+		scheme = "https"
+		srv.TLSConfig = &tls.Config{
+			Certificates: []tls.Certificate{*cfg.tlsCert},
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"h2", "http/1.1"},
+		}
+	}
+	backendTLS := "off"
+	if cfg.backendCAs != nil {
+		backendTLS = "on"
+	}
 
 	frontend := cfg.frontendDir
 	if frontend == "" {
 		frontend = "(none)"
 	}
-	logf("info", "saasodoo-gateway %s listening on http://%s backend=%s frontend=%s cors_origins=%q",
-		version, ln.Addr(), cfg.backend, frontend, strings.Join(cfg.corsOrigins, ","))
+	logf("info", "saasodoo-gateway %s listening on %s://%s backend=%s backend_tls=%s frontend=%s cors_origins=%q",
+		version, scheme, ln.Addr(), cfg.backend, backendTLS, frontend, strings.Join(cfg.corsOrigins, ","))
 
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() {
+		if cfg.tlsCert != nil {
+			served <- srv.ServeTLS(ln, "", "")
+		} else {
+			served <- srv.Serve(ln)
+		}
+	}()
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)

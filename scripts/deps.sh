@@ -20,7 +20,7 @@ PACKAGES=(
     # tests: cmocka (unit), Python grpcio and pytest (integration), h2load/nghttp (benchmark)
     libcmocka-dev python3-grpcio python3-protobuf python3-pytest python3-yaml nghttp2-client
     # test doubles that sign tokens (Supabase Auth) and make TLS certificates
-    python3-cryptography openssl
+    python3-cryptography python3-botocore openssl
     # the REST gateway: Go, grpc-gateway 1.6 and the Go packages it builds against
     golang-go golang-grpc-gateway golang-google-grpc-dev golang-goprotobuf-dev golang-google-genproto-dev
     # gateway and browser tests: curl, Chromium, Node.js (playwright-core comes from npm)

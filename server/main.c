@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "api/app.h"
+#include "backup/backup.h"
 #include "config/config.h"
 #include "dbstrategy/dbstrategy.h"
 #include "ops/engine.h"
@@ -33,9 +35,74 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
+/* Reads one line (a password) from stdin without echo when it is a terminal. */
+static int read_password(char *out, size_t outsz)
+{
+    struct termios old, quiet;
+    bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+    if (tty) {
+        fprintf(stderr, "Password (at least 10 characters): ");
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    char *got = fgets(out, (int)outsz, stdin);
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fputc('\n', stderr);
+    }
+    if (!got)
+        return -1;
+    out[strcspn(out, "\r\n")] = 0;
+    return 0;
+}
+
+/* The admin named by identity.bootstrap_admin_email, created on first start with the
+ * password in identity.bootstrap_admin_password_file; an existing user is left alone. */
+static int bootstrap_admin(const sdo_config *cfg, store *st)
+{
+    if (!cfg->identity_bootstrap_admin_email[0])
+        return 0;
+    sdo_error err = {0};
+    PGconn *c = store_acquire(st, &err);
+    if (!c)
+        goto fail;
+    user_rec u;
+    int rc = store_user_by_email(st, c, cfg->identity_bootstrap_admin_email, &u, &err);
+    store_release(st, c);
+    if (rc == 0)
+        return 0;
+    if (err.code != SDO_NOT_FOUND)
+        goto fail;
+    memset(&err, 0, sizeof err);
+    char pw[1100] = "";
+    FILE *f = fopen(cfg->identity_bootstrap_admin_password_file, "r");
+    if (!f || !fgets(pw, sizeof pw, f)) {
+        if (f)
+            fclose(f);
+        sdo_fail(&err, SDO_NOT_FOUND, "cannot read identity.bootstrap_admin_password_file %s",
+                 cfg->identity_bootstrap_admin_password_file);
+        goto fail;
+    }
+    fclose(f);
+    pw[strcspn(pw, "\r\n")] = 0;
+    bool created = false;
+    rc = identity_ensure_admin(st, cfg->identity_bootstrap_admin_email, pw, &created, &err);
+    memset(pw, 0, sizeof pw);
+    if (rc < 0)
+        goto fail;
+    log_info("msg=\"created the first admin from the configuration\" email=%s",
+             cfg->identity_bootstrap_admin_email);
+    return 0;
+fail:
+    log_error("msg=\"cannot create the bootstrap admin\" error=\"%s\"", err.message);
+    return -1;
+}
+
 static void usage(FILE *out)
 {
-    fputs("usage: saasodoo-server [--config FILE] [--check-config] [--version] [--help]\n"
+    fputs("usage: saasodoo-server [--config FILE] [--check-config] [--create-admin EMAIL]\n"
+          "                       [--version] [--help]\n"
           "\n"
           "Serves the saasodoo.v1 gRPC API (tenants, operations, backups, billing, monitoring,\n"
           "identity, administration) with health checking and server reflection.\n"
@@ -43,6 +110,9 @@ static void usage(FILE *out)
           "  --config FILE    YAML configuration (default: none, built-in defaults)\n"
           "  --check-config   validate the configuration and plan catalogue, print the\n"
           "                   effective settings, and exit\n"
+          "  --create-admin EMAIL\n"
+          "                   make EMAIL an admin (created if new) with the password read\n"
+          "                   from stdin, then exit\n"
           "  --version        print the version and exit\n"
           "  --help           print this help and exit\n"
           "\n"
@@ -147,11 +217,14 @@ int main(int argc, char **argv)
 {
     const char *config_path = NULL;
     bool check_only = false;
+    const char *create_admin = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             config_path = argv[++i];
         } else if (strncmp(argv[i], "--config=", 9) == 0) {
             config_path = argv[i] + 9;
+        } else if (strcmp(argv[i], "--create-admin") == 0 && i + 1 < argc) {
+            create_admin = argv[++i];
         } else if (strcmp(argv[i], "--check-config") == 0) {
             check_only = true;
         } else if (strcmp(argv[i], "--version") == 0) {
@@ -176,6 +249,12 @@ int main(int argc, char **argv)
     plan_catalog plans;
     if (plans_load_file(cfg.platform_plans_file, &plans, err, sizeof err) < 0) {
         fprintf(stderr, "saasodoo-server: configuration error: %s\n", err);
+        config_free(&cfg);
+        return 2;
+    }
+    if (backup_policies_load(cfg.platform_plans_file, err, sizeof err) < 0) {
+        fprintf(stderr, "saasodoo-server: configuration error: %s\n", err);
+        plans_free(&plans);
         config_free(&cfg);
         return 2;
     }
@@ -204,9 +283,34 @@ int main(int argc, char **argv)
     secret_key key;
     rpc_registry *reg = NULL;
     rpc_server *srv = NULL;
+    identity *ident = NULL;
+    storage *backups = NULL;
+    backup_scheduler *sched = NULL;
     sdo_error serr = {0};
 
     if (prepare_store(st) < 0)
+        goto out;
+    if (create_admin) {
+        char pw[1100];
+        bool created = false;
+        if (read_password(pw, sizeof pw) < 0) {
+            fprintf(stderr, "saasodoo-server: no password given on stdin\n");
+            rc = 2;
+            goto out;
+        }
+        int arc = identity_ensure_admin(st, create_admin, pw, &created, &serr);
+        memset(pw, 0, sizeof pw);
+        if (arc < 0) {
+            fprintf(stderr, "saasodoo-server: %s\n", serr.message);
+            rc = serr.code == SDO_INVALID_ARGUMENT ? 2 : 1;
+            goto out;
+        }
+        printf("%s is %s admin; sign in with this email and password\n", create_admin,
+               created ? "now an" : "again an");
+        rc = 0;
+        goto out;
+    }
+    if (bootstrap_admin(&cfg, st) < 0)
         goto out;
     if (store_plans_upsert(st, plans.plans, plans.n, &serr) < 0) {
         log_error("msg=\"cannot store the plan catalogue\" error=\"%s\"", serr.message);
@@ -250,22 +354,38 @@ int main(int argc, char **argv)
         log_warn("msg=\"tenant apps are not started: no Odoo command is configured; databases "
                  "are still provisioned. Set runtime.command (SAASODOO_RUNTIME_COMMAND) to the "
                  "odoo program to run them\"");
-    engine_env eenv = {st, &cfg, rt, &key, &pgc};
+    backups = storage_open(&cfg, &serr);
+    if (!backups) {
+        log_error("msg=\"cannot open the backup storage\" error=\"%s\"", serr.message);
+        goto out;
+    }
+    if (backup_register_plans() < 0) {
+        log_error("msg=\"cannot register the backup operations\"");
+        goto out;
+    }
+    engine_env eenv = {st, &cfg, rt, &key, &pgc, backups};
     eng = engine_start(&eenv, cfg.ops_workers, err, sizeof err);
     if (!eng) {
         log_error("msg=\"cannot start the operations engine\" error=\"%s\"", err);
         goto out;
     }
     engine_reconcile_apps(eng);
+    sched = backup_scheduler_start(&eenv, eng);
     watch = op_watch_start(st);
-    sdo_app app = {&cfg, st, watch, &key, eng, rt, &pgc};
+    ident = identity_new(&cfg, st, &serr);
+    if (!ident) {
+        log_error("msg=\"cannot start identity\" error=\"%s\"", serr.message);
+        goto out;
+    }
+    sdo_app app = {&cfg, st, watch, &key, eng, rt, &pgc, ident};
     reg = api_registry_new();
     if (!reg) {
         log_error("msg=\"the service tables are inconsistent\"");
         goto out;
     }
     rpc_server_options opt = {cfg.grpc_listen, cfg.grpc_workers, cfg.grpc_max_receive_message_bytes,
-                              cfg.grpc_handler_threads};
+                              cfg.grpc_handler_threads, cfg.security_tls_cert_file,
+                              cfg.security_tls_key_file};
     srv = rpc_server_new(&opt, reg, &app);
     if (rpc_server_start(srv, err, sizeof err) < 0) {
         log_error("msg=\"cannot start the gRPC server\" error=\"%s\"", err);
@@ -290,17 +410,23 @@ int main(int argc, char **argv)
     rpc_health_shutdown();
     op_watch_close(watch);
     rpc_server_shutdown(srv, cfg.grpc_shutdown_grace_seconds * 1000);
+    backup_scheduler_stop(sched);
+    sched = NULL;
     engine_stop(eng);
     eng = NULL;
     rc = 0;
     log_info("msg=\"stopped\"");
 out:
     rpc_server_free(srv);
+    backup_scheduler_stop(sched);
     engine_stop(eng);
+    if (backups)
+        backups->ops->free(backups);
     if (rt)
         rt->ops->free(rt);
     op_watch_stop(watch);
     rpc_registry_free(reg);
+    identity_free(ident);
     store_free(st);
     plans_free(&plans);
     config_free(&cfg);

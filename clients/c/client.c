@@ -349,9 +349,57 @@ const char *sdo_client_version(void)
     return SAASODOO_VERSION;
 }
 
+/* Reads the PEM file `path` into a NUL-terminated buffer the caller frees. Returns NULL
+ * with errno set (see sdo_client_new_config). */
+static char *read_ca_file(const char *path)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int saved;
+    FILE *f = fopen(path, "rb");
+
+    if (f == NULL)
+        return NULL;
+    buf = malloc(SDO_MAX_CA_FILE_BYTES + 1);
+    if (buf == NULL) {
+        errno = ENOMEM;
+        goto fail;
+    }
+    len = fread(buf, 1, SDO_MAX_CA_FILE_BYTES + 1, f);
+    if (ferror(f)) {
+        errno = errno ? errno : EIO;
+        goto fail;
+    }
+    if (len > SDO_MAX_CA_FILE_BYTES) {
+        errno = EFBIG;
+        goto fail;
+    }
+    buf[len] = '\0';
+    if (memchr(buf, '\0', len) != NULL || strstr(buf, "-----BEGIN CERTIFICATE-----") == NULL) {
+        errno = EINVAL;
+        goto fail;
+    }
+    fclose(f);
+    return buf;
+fail:
+    saved = errno;
+    free(buf);
+    fclose(f);
+    errno = saved;
+    return NULL;
+}
+
 sdo_client *sdo_client_new(const char *address, const char *token)
 {
+    sdo_client_config cfg = {.token = token, .ca_file = NULL, .tls = false};
+    return sdo_client_new_config(address, &cfg);
+}
+
+sdo_client *sdo_client_new_config(const char *address, const sdo_client_config *cfg)
+{
     static const char bearer[] = "Bearer ";
+    const char *token = cfg != NULL ? cfg->token : NULL;
+    char *ca_pem = NULL;
     sdo_client *c;
 
     if (address == NULL || address[0] == '\0') {
@@ -366,8 +414,17 @@ sdo_client *sdo_client_new(const char *address, const char *token)
             }
         }
     }
+    if (cfg != NULL && cfg->ca_file != NULL) {
+        if (cfg->ca_file[0] == '\0') {
+            errno = EINVAL;
+            return NULL;
+        }
+        if ((ca_pem = read_ca_file(cfg->ca_file)) == NULL)
+            return NULL;
+    }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
+        free(ca_pem);
         errno = ENOMEM;
         return NULL;
     }
@@ -393,7 +450,17 @@ sdo_client *sdo_client_new(const char *address, const char *token)
     args[1].value.integer = SDO_MAX_RESPONSE_BYTES;
     grpc_channel_args chargs = {.num_args = 2, .args = args};
 
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel_credentials *creds;
+    if (ca_pem != NULL || (cfg != NULL && cfg->tls))
+        creds = grpc_ssl_credentials_create(ca_pem, NULL, NULL, NULL);
+    else
+        creds = grpc_insecure_credentials_create();
+    free(ca_pem);
+    if (creds == NULL) {
+        sdo_client_free(c);
+        errno = ENOMEM;
+        return NULL;
+    }
     c->channel = grpc_channel_create(address, creds, &chargs);
     grpc_channel_credentials_release(creds);
     if (c->channel == NULL) {

@@ -5,15 +5,31 @@ Usage:
     PYTHONPATH=build/python /usr/bin/python3 clients/python/example.py [ADDRESS] [TENANT_ID]
 
 ADDRESS defaults to 127.0.0.1:50051; TENANT_ID defaults to a fresh random id.
+Credentials: SAASODOO_TOKEN (an access token or an API key), or SAASODOO_EMAIL and
+SAASODOO_PASSWORD to sign in first.
 Creates a tenant, prints the operation that provisions it, reads the tenant back and
 lists the tenants on the same plan. Exits 1 with the gRPC status on failure.
 """
+import os
 import sys
 import uuid
 
 import grpc
 
-from saasodoo.v1 import operation_pb2, operation_pb2_grpc, tenant_pb2, tenant_pb2_grpc
+from saasodoo.v1 import (identity_pb2, identity_pb2_grpc, operation_pb2, operation_pb2_grpc,
+                         tenant_pb2, tenant_pb2_grpc)
+
+
+def credentials(channel):
+    """The bearer token to send: SAASODOO_TOKEN, or a session from signing in."""
+    token = os.environ.get("SAASODOO_TOKEN", "")
+    if not token and os.environ.get("SAASODOO_EMAIL"):
+        session = identity_pb2_grpc.IdentityServiceStub(channel).SignIn(
+            identity_pb2.SignInRequest(email=os.environ["SAASODOO_EMAIL"],
+                                       password=os.environ.get("SAASODOO_PASSWORD", "")),
+            timeout=10)
+        token = session.access_token
+    return [("authorization", f"Bearer {token}")] if token else []
 
 
 def main(argv):
@@ -24,6 +40,7 @@ def main(argv):
         tenants = tenant_pb2_grpc.TenantServiceStub(channel)
         operations = operation_pb2_grpc.OperationServiceStub(channel)
         try:
+            md = credentials(channel)
             # Create: returns a long-running Operation at once. The request id makes the
             # call safe to retry: the same id and body give back the same operation.
             op = tenants.CreateTenant(
@@ -36,17 +53,17 @@ def main(argv):
                     ),
                     request_id=str(uuid.uuid4()),
                 ),
-                timeout=10,
+                timeout=10, metadata=md,
             )
             print(f"operation {op.name}: kind={operation_pb2.Operation.Kind.Name(op.kind)} "
                   f"target={op.target} state={operation_pb2.Operation.State.Name(op.state)} done={op.done}")
 
             # The operation can be read again by name at any time.
-            op = operations.GetOperation(operation_pb2.GetOperationRequest(name=op.name), timeout=10)
+            op = operations.GetOperation(operation_pb2.GetOperationRequest(name=op.name), timeout=10, metadata=md)
             print(f"operation {op.name} progress={op.progress_percent}% step={op.step!r}")
 
             # Get: the tenant record, in PROVISIONING until the operation finishes.
-            tenant = tenants.GetTenant(tenant_pb2.GetTenantRequest(name=f"tenants/{tenant_id}"), timeout=10)
+            tenant = tenants.GetTenant(tenant_pb2.GetTenantRequest(name=f"tenants/{tenant_id}"), timeout=10, metadata=md)
             print(f"tenant {tenant.name}: display_name={tenant.display_name!r} plan={tenant.plan} "
                   f"state={tenant_pb2.Tenant.State.Name(tenant.state)} "
                   f"database={tenant_pb2.DatabaseStrategy.Name(tenant.database_strategy)} etag={tenant.etag}")
@@ -57,7 +74,7 @@ def main(argv):
                 resp = tenants.ListTenants(
                     tenant_pb2.ListTenantsRequest(filter='plan = "plans/basic"', page_size=100,
                                                   page_token=page_token),
-                    timeout=10,
+                    timeout=10, metadata=md,
                 )
                 for t in resp.tenants:
                     shown += 1

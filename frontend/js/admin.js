@@ -1,8 +1,10 @@
 // The operator's console: platform status, database servers (load, register, drain),
-// every tenant with filters, recent operations and failures, the audit log.
-import { admin, monitoring, operations, tenants } from "./api-client.js";
+// every tenant with filters, users (role, disable), recent operations and failures, the
+// audit log. Shown to admins only (GetCurrentUser's role); the server refuses the
+// calls to anyone else as well.
+import { admin, monitoring, operations, requireSession, sessionUser, tenants, whoAmI } from "./api-client.js";
 import {
-  alertBox, busy, clear, confirmDialog, el, errorBox, formatTime, notifyError, operationBadge,
+  alertBox, busy, clear, confirmDialog, el, errorBox, formatTime, notify, notifyError, operationBadge,
   operationTitle, shortName, td, tenantBadge, titleCase,
 } from "./components.js";
 import { RESOURCE_ID_PATTERN } from "./validation.js";
@@ -199,44 +201,239 @@ async function loadOperations() {
   }
 }
 
+// --- users ---------------------------------------------------------------------------
+
+let usersToken = "";
+let me = null;
+
+function userFilter(form) {
+  const parts = [];
+  if (form.role.value) parts.push(`role = ${form.role.value}`);
+  if (form.state.value) parts.push(`disabled = ${form.state.value}`);
+  return parts.join(" AND ");
+}
+
+function userRow(u) {
+  const id = shortName(u.name);
+  const label = u.display_name || u.email || id;
+  const self = me && me.name === u.name;
+  const msg = el("div", { "aria-live": "polite" });
+  const roleSelect = el("select", { "aria-label": `Role of ${label}`, disabled: self, dataset: { field: "role" } },
+    el("option", { value: "CUSTOMER", selected: u.role === "CUSTOMER" }, "Customer"),
+    el("option", { value: "ADMIN", selected: u.role === "ADMIN" }, "Admin"));
+  const roleSave = el("button", { class: "btn btn-small", type: "button", disabled: true, dataset: { action: "save-role" },
+    "aria-label": `Save the role of ${label}` }, "Save");
+  roleSelect.addEventListener("change", () => { roleSave.disabled = roleSelect.value === u.role; });
+  roleSave.addEventListener("click", async () => {
+    const role = roleSelect.value;
+    const ok = await confirmDialog({
+      title: role === "ADMIN" ? `Make ${label} an admin?` : `Make ${label} a customer?`,
+      message: role === "ADMIN"
+        ? `${label} can then see and change every tenant, user and database server.`
+        : `${label} then sees only their own tenants and can no longer use this console.`,
+      confirmLabel: role === "ADMIN" ? "Make admin" : "Make customer",
+    });
+    if (!ok) {
+      roleSelect.value = u.role;
+      roleSave.disabled = true;
+      return;
+    }
+    try {
+      await busy(roleSave, () => admin.updateUser(u.name, { role }, ["role"], u.etag));
+      loadUsers();
+    } catch (err) {
+      clear(msg).append(errorBox(err));
+    }
+  });
+  const toggle = el("button", { class: `btn btn-small${u.disabled ? "" : " btn-link"}`, type: "button", disabled: self,
+    dataset: { action: u.disabled ? "enable-user" : "disable-user" },
+    "aria-label": `${u.disabled ? "Enable" : "Disable"} ${label}` }, u.disabled ? "Enable" : "Disable");
+  toggle.addEventListener("click", async () => {
+    const ok = await confirmDialog(u.disabled
+      ? { title: `Enable ${label}?`, message: `${label} can sign in and use the platform again.`, confirmLabel: "Enable" }
+      : { title: `Disable ${label}?`,
+        message: `${label} can no longer sign in, and their sessions and API keys stop working. Their tenants keep running.`,
+        confirmLabel: "Disable", danger: true });
+    if (!ok) return;
+    try {
+      await busy(toggle, () => admin.updateUser(u.name, { disabled: !u.disabled }, ["disabled"], u.etag));
+      loadUsers();
+    } catch (err) {
+      clear(msg).append(errorBox(err));
+    }
+  });
+  return el("tr", { dataset: { user: u.name, role: u.role, disabled: String(!!u.disabled) } },
+    td("User", el("span", { class: "tenant-name" }, u.display_name || id, self ? " (you)" : ""),
+      el("span", { class: "sub" }, u.email || id)),
+    td("Role", el("div", { class: "actions" }, roleSelect, roleSave)),
+    td("Account", el("span", { class: `badge ${u.disabled ? "badge-warn" : "badge-ok"}` }, u.disabled ? "Disabled" : "Active")),
+    td("Created", formatTime(u.create_time)),
+    td("Last sign-in", u.last_sign_in_time ? formatTime(u.last_sign_in_time) : "Never"),
+    el("td", { class: "actions-cell" }, el("div", { class: "actions" }, toggle), msg));
+}
+
+async function loadUsers({ append = false } = {}) {
+  const form = document.getElementById("user-filters");
+  const body = document.querySelector("#users tbody");
+  const notice = document.getElementById("users-notice");
+  try {
+    const resp = await admin.listUsers({ pageSize: 50, pageToken: append ? usersToken : "", filter: userFilter(form) });
+    if (!append) clear(body);
+    clear(notice);
+    for (const u of resp.users || []) body.append(userRow(u));
+    if (!body.children.length) body.append(el("tr", {}, el("td", { colspan: 6, class: "empty" }, "No user matches.")));
+    usersToken = resp.next_page_token || "";
+    document.getElementById("users-more-wrap").hidden = !usersToken;
+  } catch (err) {
+    if (!append) clear(body);
+    notifyError(notice, err, "Users cannot be shown right now.");
+  }
+}
+
 // --- audit log -----------------------------------------------------------------------
+
+const AUDIT_PAGE = 25;
+// Page tokens of the pages shown so far: auditPages[i] opens page i + 1.
+let auditPages = [""];
+let auditIndex = 0;
+let auditNext = "";
+
+function quoted(v) {
+  return `"${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+}
+
+function auditFilter() {
+  const form = document.getElementById("audit-filters");
+  const parts = [];
+  let who = form.principal.value.trim();
+  if (who) {
+    if (!who.includes("/")) who = `users/${who}`;
+    parts.push(`principal = ${quoted(who)}`);
+  }
+  const method = form.method.value.trim();
+  if (method) parts.push(`method = ${quoted(method)}`);
+  const target = form.target.value.trim();
+  if (target) parts.push(`target = ${quoted(target)}`);
+  return parts.join(" AND ");
+}
 
 async function loadAudit() {
   const box = document.getElementById("audit");
+  const pager = document.getElementById("audit-pager");
+  const problem = document.getElementById("audit-filter-problem");
   try {
-    const resp = await admin.listAuditEvents({ pageSize: 25 });
+    const resp = await admin.listAuditEvents({ pageSize: AUDIT_PAGE, pageToken: auditPages[auditIndex],
+      filter: auditFilter() });
+    problem.hidden = true;
     const events = resp.audit_events || [];
+    auditNext = resp.next_page_token || "";
     clear(box);
     if (!events.length) {
-      box.append(el("p", { class: "empty" }, "Nothing recorded yet."));
+      box.append(el("p", { class: "empty" }, auditFilter() ? "No recorded call matches the filter." : "Nothing recorded yet."));
+    } else {
+      const tbody = el("tbody");
+      for (const ev of events) {
+        tbody.append(el("tr", { dataset: { event: ev.name, result: ev.result } },
+          td("When", formatTime(ev.create_time)),
+          td("Who", ev.principal || "—", ev.client_address ? el("span", { class: "sub" }, ev.client_address) : null),
+          td("What", el("span", { class: "mono" }, String(ev.method || "").split("/").pop()),
+            el("span", { class: "sub mono" }, ev.method || "")),
+          td("Target", ev.target || "—"),
+          td("Result", el("span", { class: `badge ${ev.result === "OK" ? "badge-ok" : "badge-warn"}` }, ev.result || "?"))));
+      }
+      box.append(el("div", { class: "table-wrap" }, el("table", { class: "data stack", id: "audit-events" },
+        el("thead", {}, el("tr", {}, ["When", "Who", "What", "Target", "Result"].map((h) => el("th", { scope: "col" }, h)))),
+        tbody)));
+    }
+    pager.hidden = auditIndex === 0 && !auditNext;
+    document.getElementById("audit-page").textContent = `Page ${auditIndex + 1}`;
+    document.getElementById("audit-prev").disabled = auditIndex === 0;
+    document.getElementById("audit-next").disabled = !auditNext;
+  } catch (err) {
+    if (err.codeName === "INVALID_ARGUMENT") {
+      problem.textContent = err.sentence;
+      problem.hidden = false;
+      clear(box);
       return;
     }
-    const tbody = el("tbody");
-    for (const ev of events) {
-      tbody.append(el("tr", {}, td("When", formatTime(ev.create_time)), td("Who", shortName(ev.principal) || "—"),
-        td("What", el("span", { class: "mono" }, ev.method.split("/").pop())), td("Target", ev.target || "—"),
-        td("Result", ev.result)));
-    }
-    box.append(el("div", { class: "table-wrap" }, el("table", { class: "data stack" },
-      el("thead", {}, el("tr", {}, ["When", "Who", "What", "Target", "Result"].map((h) => el("th", { scope: "col" }, h)))),
-      tbody)));
-  } catch (err) {
     clear(box).append(errorBox(err, "The audit log cannot be shown right now."));
   }
 }
 
+function setupAudit() {
+  document.getElementById("audit-filters").addEventListener("submit", (e) => {
+    e.preventDefault();
+    auditPages = [""];
+    auditIndex = 0;
+    busy(e.submitter || e.target.querySelector("button"), loadAudit);
+  });
+  document.getElementById("audit-next").addEventListener("click", (e) => {
+    if (!auditNext) return;
+    auditPages[auditIndex + 1] = auditNext;
+    auditIndex += 1;
+    busy(e.currentTarget, loadAudit);
+  });
+  document.getElementById("audit-prev").addEventListener("click", (e) => {
+    if (auditIndex === 0) return;
+    auditIndex -= 1;
+    busy(e.currentTarget, loadAudit);
+  });
+  document.getElementById("audit-refresh").addEventListener("click", (e) => busy(e.currentTarget, loadAudit));
+}
+
 // --- start ---------------------------------------------------------------------------
 
-document.getElementById("tenant-filters").addEventListener("submit", (e) => {
-  e.preventDefault();
-  busy(e.submitter || e.target.querySelector("button"), () => loadTenants());
-});
-document.getElementById("tenants-more").addEventListener("click", (e) => busy(e.currentTarget, () => loadTenants({ append: true })));
-document.getElementById("servers-refresh").addEventListener("click", (e) => busy(e.currentTarget, loadServers));
-document.getElementById("ops-refresh").addEventListener("click", (e) => busy(e.currentTarget, loadOperations));
-setupServerForm();
-loadStatus();
-loadServers();
-loadTenants();
-loadOperations();
-loadAudit();
+function startConsole() {
+  document.getElementById("tenant-filters").addEventListener("submit", (e) => {
+    e.preventDefault();
+    busy(e.submitter || e.target.querySelector("button"), () => loadTenants());
+  });
+  document.getElementById("user-filters").addEventListener("submit", (e) => {
+    e.preventDefault();
+    busy(e.submitter || e.target.querySelector("button"), () => loadUsers());
+  });
+  document.getElementById("tenants-more").addEventListener("click", (e) => busy(e.currentTarget, () => loadTenants({ append: true })));
+  document.getElementById("users-more").addEventListener("click", (e) => busy(e.currentTarget, () => loadUsers({ append: true })));
+  document.getElementById("users-refresh").addEventListener("click", (e) => busy(e.currentTarget, () => loadUsers()));
+  document.getElementById("servers-refresh").addEventListener("click", (e) => busy(e.currentTarget, loadServers));
+  document.getElementById("ops-refresh").addEventListener("click", (e) => busy(e.currentTarget, loadOperations));
+  setupServerForm();
+  setupAudit();
+  loadStatus();
+  loadServers();
+  loadTenants();
+  loadUsers();
+  loadOperations();
+  loadAudit();
+}
+
+// Admins get the console; anyone else a polite word, and none of the admin calls.
+async function start() {
+  const check = document.getElementById("admin-check");
+  const grid = document.getElementById("admin-console");
+  const notice = document.getElementById("notice");
+  try {
+    me = await whoAmI();
+  } catch (err) {
+    // Fall back to the user the session was opened with; the server decides anyway.
+    me = sessionUser();
+    if (!me || !me.role) {
+      check.remove();
+      grid.remove();
+      notifyError(notice, err, "Your access cannot be checked right now.");
+      return;
+    }
+  }
+  check.remove();
+  if (me.role !== "ADMIN") {
+    grid.remove();
+    notify(notice, "info", "This console is for the platform's administrators only. Your tenants, billing and API keys are "
+      + "on the dashboard.", { title: "Admins only" });
+    notice.append(el("p", {}, el("a", { class: "btn btn-primary", href: "dashboard.html" }, "Go to your dashboard")));
+    return;
+  }
+  grid.hidden = false;
+  startConsole();
+}
+
+if (requireSession()) start();

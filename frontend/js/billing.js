@@ -1,6 +1,6 @@
 // Billing: each tenant's subscription (BillingService.GetSubscription, ChangePlan)
 // and the invoices (ListInvoices, PayInvoice).
-import { billing, getSession, tenants } from "./api-client.js";
+import { billing, getSession, requireSession, tenants } from "./api-client.js";
 import {
   alertBox, busy, clear, el, errorBox, formatMoney, formatTime, notifyError, shortName, td, titleCase,
 } from "./components.js";
@@ -113,5 +113,7 @@ async function loadInvoices() {
   }
 }
 
-loadSubscriptions();
-loadInvoices();
+if (requireSession()) {
+  loadSubscriptions();
+  loadInvoices();
+}

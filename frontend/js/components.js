@@ -71,10 +71,30 @@ const KIND_WORDS = {
   CHANGE_PLAN: "Changing the plan of",
 };
 
+// The tenant id a resource name belongs to ("tenants/acme/backups/b1" -> "acme"), or
+// the name's last part when it is not under a tenant.
+export function tenantOf(name) {
+  const m = /^tenants\/([^/]+)/.exec(String(name || ""));
+  return m ? m[1] : shortName(name);
+}
+
 // "Creating acme", "Suspending acme", ...
 export function operationTitle(op) {
   const what = KIND_WORDS[op.kind] || "Working on";
-  return `${what} ${shortName(op.target)}`;
+  return `${what} ${tenantOf(op.target)}`;
+}
+
+const BACKUP_STATES = {
+  CREATING: ["Being made", "badge-info"],
+  COMPLETE: ["Complete", "badge-ok"],
+  FAILED: ["Failed", "badge-bad"],
+  DELETING: ["Being deleted", "badge-warn"],
+  STATE_UNSPECIFIED: ["Unknown", ""],
+};
+
+export function backupBadge(state) {
+  const [label, cls] = BACKUP_STATES[state] || [String(state || "Unknown"), ""];
+  return el("span", { class: `badge ${cls}`, dataset: { state: state || "" } }, label);
 }
 
 export function shortName(name) {
@@ -162,6 +182,39 @@ export function confirmDialog({ title, message, confirmLabel = "Confirm", danger
   });
 }
 
+// A modal dialog holding a form: build(form, setValid) adds the fields and may call
+// setValid(false) to keep the confirm button disabled; collect(form) gives the value
+// the promise resolves with once confirmed (null when cancelled).
+export function formDialog({ title, confirmLabel = "Confirm", danger = false, build, collect }) {
+  return new Promise((resolve) => {
+    const confirmBtn = el("button", { class: `btn ${danger ? "btn-danger" : "btn-primary"}`, type: "submit",
+      value: "confirm", dataset: { role: "confirm" } }, confirmLabel);
+    const cancelBtn = el("button", { class: "btn", type: "button", dataset: { role: "cancel" } }, "Cancel");
+    const fields = el("div", { class: "dialog-fields" });
+    const form = el("form", { method: "dialog", novalidate: true }, el("h2", { id: "dialog-title" }, title), fields,
+      el("div", { class: "actions" }, cancelBtn, confirmBtn));
+    const dialog = el("dialog", { "aria-labelledby": "dialog-title" }, form);
+    const setValid = (ok) => { confirmBtn.disabled = !ok; };
+    let result = null;
+    form.addEventListener("submit", (e) => {
+      if (confirmBtn.disabled) {
+        e.preventDefault();
+        return;
+      }
+      result = collect(form);
+    });
+    cancelBtn.addEventListener("click", () => dialog.close());
+    dialog.addEventListener("close", () => {
+      dialog.remove();
+      resolve(result);
+    });
+    const focus = build(fields, setValid);
+    document.body.append(dialog);
+    dialog.showModal();
+    (focus || confirmBtn).focus();
+  });
+}
+
 // --- formatting ----------------------------------------------------------------------
 
 export function formatTime(ts) {
@@ -179,6 +232,19 @@ export function formatMoney(money) {
   } catch {
     return `${(minor / 100).toFixed(2)} ${money.currency_code}`;
   }
+}
+
+// 1536 -> "1.5 KB"; int64 fields arrive as strings.
+export function formatBytes(n) {
+  let v = Number(n || 0);
+  if (!Number.isFinite(v) || v <= 0) return "—";
+  const units = ["bytes", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${v} bytes` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
 export function titleCase(word) {

@@ -1,10 +1,14 @@
 // The customer's dashboard: tenants with their state, and live progress of the work
 // running on them (WatchOperation, read as newline-delimited JSON while it arrives).
-import { getSession, operations, tenants } from "./api-client.js";
+// With ?tenant=ID it shows that tenant alone, with an Overview and a Backups tab
+// (&tab=backups opens the latter).
+import { getSession, operations, requireSession, sessionUser, tenants } from "./api-client.js";
+import { backupsTab } from "./backups.js";
 import {
   alertBox, busy, clear, confirmDialog, el, errorBox, formatTime, notify, notifyError, operationBadge,
-  operationTitle, progressBar, shortName, td, tenantBadge, titleCase,
+  operationTitle, progressBar, shortName, td, tenantBadge, tenantOf, titleCase,
 } from "./components.js";
+import { TENANT_ID_PATTERN } from "./validation.js";
 
 const tbody = document.querySelector("#tenants tbody");
 const notice = document.getElementById("notice");
@@ -13,7 +17,9 @@ const opsSection = document.getElementById("ops-section");
 const opsList = document.getElementById("ops");
 const moreWrap = document.getElementById("more-wrap");
 
-const created = new URLSearchParams(location.search).get("created");
+const params = new URLSearchParams(location.search);
+const created = params.get("created");
+const detailId = params.get("tenant");
 const watchers = new Map(); // operation name -> { card, controller }
 let nextPageToken = "";
 let loading = false;
@@ -38,10 +44,18 @@ function tenantRow(t) {
     actions.append(el("a", { class: "btn btn-small btn-primary", href: t.url, target: "_blank", rel: "noopener",
       dataset: { action: "open" }, "aria-label": `Open ${id}` }, "Open"));
   }
-  if (t.state === "ACTIVE") actions.append(actionButton("suspend", "Suspend", t, suspend));
-  if (t.state === "SUSPENDED") actions.append(actionButton("resume", "Resume", t, resume));
-  if (t.state === "ACTIVE" && t.database_strategy !== "DEDICATED") {
-    actions.append(actionButton("migrate", "Move to dedicated", t, migrate));
+  // Suspending, resuming and moving a tenant are the operators' decisions.
+  const user = sessionUser();
+  if (user && user.role === "ADMIN") {
+    if (t.state === "ACTIVE") actions.append(actionButton("suspend", "Suspend", t, suspend));
+    if (t.state === "SUSPENDED") actions.append(actionButton("resume", "Resume", t, resume));
+    if (t.state === "ACTIVE" && t.database_strategy !== "DEDICATED") {
+      actions.append(actionButton("migrate", "Move to dedicated", t, migrate));
+    }
+  }
+  if (t.state !== "DELETED") {
+    actions.append(el("a", { class: "btn btn-small", href: detailHref(id, "backups"), dataset: { action: "backups" },
+      "aria-label": `Backups of ${id}` }, "Backups"));
   }
   if (!["DELETING", "DELETED"].includes(t.state)) {
     actions.append(actionButton("delete", "Delete", t, remove, "btn btn-small btn-link"));
@@ -49,7 +63,8 @@ function tenantRow(t) {
   const state = el("div", {}, tenantBadge(t.state));
   if (t.state_reason) state.append(el("span", { class: "state-reason" }, t.state_reason));
   return el("tr", { dataset: { tenant: id, state: t.state } },
-    td("Tenant", el("span", { class: "tenant-name" }, t.display_name || id), el("span", { class: "sub tenant-id" }, id)),
+    td("Tenant", el("a", { class: "tenant-name", href: detailHref(id) }, t.display_name || id),
+      el("span", { class: "sub tenant-id" }, id)),
     td("Plan", titleCase(shortName(t.plan))),
     td("State", state),
     td("Database", titleCase(t.database_strategy === "DATABASE_STRATEGY_UNSPECIFIED" ? "" : t.database_strategy)),
@@ -82,7 +97,7 @@ async function loadTenants({ append = false } = {}) {
 // --- operations ----------------------------------------------------------------------
 
 function outcomeSentence(op) {
-  const id = shortName(op.target);
+  const id = tenantOf(op.target);
   if (op.state === "SUCCEEDED") {
     switch (op.kind) {
       case "CREATE_TENANT": return `Tenant ${id} is ready.`;
@@ -90,6 +105,10 @@ function outcomeSentence(op) {
       case "RESUME_TENANT": return `Tenant ${id} is running again.`;
       case "DELETE_TENANT": return `Tenant ${id} is deleted.`;
       case "MIGRATE_TENANT": return `Tenant ${id} has moved.`;
+      case "BACKUP": return `The backup of ${id} is done.`;
+      case "RESTORE": return op.result && tenantOf(op.result) !== id
+        ? `The backup is restored into tenant ${tenantOf(op.result)}.`
+        : `Tenant ${id} is restored.`;
       default: return `${operationTitle(op)}: done.`;
     }
   }
@@ -105,7 +124,7 @@ function followOperation(op) {
   const badge = el("span", {}, operationBadge(op.state));
   const result = el("div", { "aria-live": "polite" });
   const cancel = el("button", { class: "btn btn-small", type: "button", dataset: { action: "cancel-operation" } }, "Cancel");
-  const card = el("article", { class: "card op-card", dataset: { operation: op.name, target: shortName(op.target) } },
+  const card = el("article", { class: "card op-card", dataset: { operation: op.name, target: tenantOf(op.target), kind: op.kind } },
     el("div", { class: "title" }, el("strong", {}, operationTitle(op)), badge),
     bar, result, el("div", { class: "actions" }, cancel));
   opsList.prepend(card);
@@ -139,8 +158,9 @@ function followOperation(op) {
       if (!opsList.children.length) opsSection.hidden = true;
     });
     card.querySelector(".actions").append(dismiss);
-    if (created && shortName(o.target) === created) clear(notice);
-    loadTenants();
+    if (created && tenantOf(o.target) === created) clear(notice);
+    document.dispatchEvent(new CustomEvent("saasodoo:operation-done", { detail: o }));
+    refreshView();
   };
 
   (async () => {
@@ -192,7 +212,7 @@ async function runAction(button, label, call) {
     const op = await busy(button, call);
     clear(notice);
     if (op && op.name && op.name.startsWith("operations/")) followOperation(op);
-    loadTenants();
+    refreshView();
   } catch (err) {
     notifyError(notice, err, label);
   }
@@ -235,15 +255,138 @@ async function remove(t, button) {
   if (ok) await runAction(button, `${id} could not be deleted.`, () => tenants.remove(t.name, t.etag));
 }
 
+// --- one tenant ----------------------------------------------------------------------
+
+function detailHref(id, tab = "") {
+  return `dashboard.html?tenant=${encodeURIComponent(id)}${tab ? `&tab=${tab}` : ""}`;
+}
+
+let detailTenant = null;
+let backupsView = null;
+
+function field(label, ...value) {
+  return [el("dt", {}, label), el("dd", {}, ...value)];
+}
+
+function showOverview(t) {
+  const id = shortName(t.name);
+  const panel = document.getElementById("panel-overview");
+  const open = t.state === "ACTIVE" && t.url
+    ? el("a", { href: t.url, target: "_blank", rel: "noopener", dataset: { action: "open" } }, t.url)
+    : (t.url || "—");
+  clear(panel).append(el("dl", { class: "facts" },
+    field("Id", el("code", {}, id)),
+    field("State", tenantBadge(t.state), t.state_reason ? el("span", { class: "state-reason" }, t.state_reason) : null),
+    field("Plan", titleCase(shortName(t.plan)) || "—"),
+    field("Address", open),
+    field("Database", titleCase(t.database_strategy === "DATABASE_STRATEGY_UNSPECIFIED" ? "" : t.database_strategy) || "—"),
+    field("Created", formatTime(t.create_time) || "—"),
+    field("Changed", formatTime(t.update_time) || "—")));
+}
+
+function selectTab(name, { focus = false } = {}) {
+  for (const tab of ["overview", "backups"]) {
+    const button = document.getElementById(`tab-${tab}`);
+    const on = tab === name;
+    button.setAttribute("aria-selected", String(on));
+    button.tabIndex = on ? 0 : -1;
+    document.getElementById(`panel-${tab}`).hidden = !on;
+    if (on && focus) button.focus();
+  }
+  if (name === "backups" && detailTenant && !backupsView) {
+    backupsView = backupsTab(document.getElementById("panel-backups"), detailTenant, { follow: followOperation });
+  }
+  const q = new URLSearchParams(location.search);
+  if (name === "backups") q.set("tab", "backups");
+  else q.delete("tab");
+  history.replaceState(null, "", `${location.pathname}?${q}`);
+}
+
+function setupTabs() {
+  const names = ["overview", "backups"];
+  for (const name of names) {
+    const button = document.getElementById(`tab-${name}`);
+    button.addEventListener("click", () => selectTab(name));
+    button.addEventListener("keydown", (e) => {
+      const i = names.indexOf(name);
+      if (e.key === "ArrowRight" || e.key === "ArrowLeft") {
+        e.preventDefault();
+        const next = names[(i + (e.key === "ArrowRight" ? 1 : names.length - 1)) % names.length];
+        selectTab(next, { focus: true });
+      }
+    });
+  }
+}
+
+async function loadDetail() {
+  const box = document.getElementById("detail-notice");
+  const title = document.getElementById("detail-title");
+  if (!TENANT_ID_PATTERN.test(detailId || "")) {
+    title.textContent = "Tenant not found";
+    document.getElementById("detail-tabs").hidden = true;
+    clear(document.getElementById("panel-overview"));
+    notify(box, "error", `There is no tenant "${detailId}": a tenant id is 3 to 40 lower-case letters, digits and hyphens.`,
+      { title: "Tenant not found" });
+    return;
+  }
+  try {
+    const t = await tenants.get(`tenants/${detailId}`);
+    detailTenant = t;
+    clear(box);
+    document.getElementById("detail-tabs").hidden = false;
+    title.textContent = t.display_name && t.display_name !== detailId ? `${t.display_name} (${detailId})` : detailId;
+    document.title = `${detailId} · saasodoo`;
+    document.getElementById("detail-state").replaceChildren(tenantBadge(t.state));
+    showOverview(t);
+  } catch (err) {
+    if (err.codeName === "NOT_FOUND") {
+      detailTenant = null;
+      title.textContent = "Tenant not found";
+      document.getElementById("detail-tabs").hidden = true;
+      document.getElementById("detail-state").replaceChildren();
+      clear(document.getElementById("panel-overview"));
+      document.getElementById("panel-backups").hidden = true;
+      clear(box).append(alertBox("error", `Tenant ${detailId} was not found: it does not exist, or it is not one of yours.`,
+        { title: "Tenant not found", reference: err.requestId }));
+      box.querySelector(".alert").dataset.reason = "not-found";
+      return;
+    }
+    notifyError(box, err, `Tenant ${detailId} cannot be shown right now.`);
+  }
+}
+
+async function openDetail() {
+  document.getElementById("tenants-section").hidden = true;
+  document.getElementById("new-tenant").hidden = true;
+  document.getElementById("tenant-detail").hidden = false;
+  document.querySelector("main h1").textContent = "Your tenant";
+  setupTabs();
+  await loadDetail();
+  if (detailTenant) selectTab(params.get("tab") === "backups" ? "backups" : "overview");
+}
+
+function refreshView() {
+  if (detailId !== null) {
+    loadDetail();
+  } else {
+    loadTenants();
+  }
+}
+
 // --- start ---------------------------------------------------------------------------
 
 document.getElementById("refresh").addEventListener("click", (e) => busy(e.currentTarget, () => loadTenants()));
 document.getElementById("more").addEventListener("click", (e) => busy(e.currentTarget, () => loadTenants({ append: true })));
 
-if (created) notify(notice, "info", `Tenant ${created} is being set up. You can follow it below.`);
-
-loadTenants();
-loadRunningOperations();
-setInterval(() => {
-  if (document.visibilityState === "visible" && !document.querySelector("dialog[open]")) loadTenants();
-}, 20000);
+if (requireSession()) {
+  if (created) notify(notice, "info", `Tenant ${created} is being set up. You can follow it below.`);
+  if (detailId !== null) openDetail();
+  else loadTenants();
+  loadRunningOperations();
+  setInterval(() => {
+    if (document.visibilityState === "visible" && !document.querySelector("dialog[open]")) {
+      if (detailId !== null) loadDetail();
+      else loadTenants();
+    }
+  }, 20000);
+}

@@ -1,6 +1,6 @@
 // Landing page: the plans, straight from BillingService.ListPlans.
-import { billing } from "./api-client.js";
-import { clear, el, errorBox, formatMoney, titleCase } from "./components.js";
+import { billing, getSession } from "./api-client.js";
+import { alertBox, clear, el, errorBox, formatMoney, titleCase } from "./components.js";
 import { planFeatures } from "./plans.js";
 
 async function loadPlans() {
@@ -26,6 +26,13 @@ async function loadPlans() {
     }
   } catch (err) {
     clear(list);
+    if (err.codeName === "UNAUTHENTICATED" && !getSession()) {
+      clear(document.getElementById("plans-notice")).append(
+        alertBox("info", "The plans and their prices are shown once you are signed in."),
+        el("p", {}, el("a", { class: "btn btn-primary", href: "register.html" }, "Create an account"), " or ",
+          el("a", { href: "login.html" }, "sign in"), "."));
+      return;
+    }
     clear(document.getElementById("plans-notice")).append(
       errorBox(err, "The plans cannot be shown right now."),
       el("p", {}, "You can still ", el("a", { href: "tenant-create.html" }, "start a tenant"),

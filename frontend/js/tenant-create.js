@@ -1,7 +1,7 @@
 // Create a tenant: the id is checked as you type with the server's rule; the plan
 // list comes from BillingService.ListPlans. On success the dashboard follows the
 // provisioning operation.
-import { billing, newRequestId, tenants } from "./api-client.js";
+import { billing, newRequestId, requireSession, tenants } from "./api-client.js";
 import { busy, clear, el, errorBox, notifyError } from "./components.js";
 import { planFeatures, planPrice } from "./plans.js";
 import { tenantIdProblem } from "./validation.js";
@@ -112,5 +112,7 @@ form.addEventListener("submit", async (e) => {
   }
 });
 
-loadPlans();
-showIdState();
+if (requireSession()) {
+  loadPlans();
+  showIdState();
+}

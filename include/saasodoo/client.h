@@ -37,13 +37,38 @@ typedef struct sdo_call_opts {
 #define SDO_MAX_RESPONSE_BYTES (16 * 1024 * 1024)
 
 /* Creates a client for `address` ("host:port" or any gRPC target URI) over plaintext
- * HTTP/2. When `token` is non-NULL and non-empty every call carries
+ * HTTP/2 (sdo_client_new_config for TLS). When `token` is non-NULL and non-empty every call carries
  * `authorization: Bearer <token>`. Both strings are copied. Returns NULL (errno EINVAL)
  * if the address is empty or the token holds characters a header value may not
  * (anything outside printable ASCII), or NULL (errno ENOMEM) when out of memory.
  * Connecting is lazy: an unreachable server shows up as UNAVAILABLE on the first call.
  * Free with sdo_client_free(). */
 sdo_client *sdo_client_new(const char *address, const char *token);
+
+/* How sdo_client_new_config connects. Zero-initialise it and set what you need. */
+typedef struct sdo_client_config {
+    /* Sent as `authorization: Bearer <token>` on every call when non-NULL and non-empty:
+     * an access token or an API key. Printable ASCII only. */
+    const char *token;
+    /* PEM file holding the root certificates the server's certificate must chain to.
+     * Setting it turns TLS on. */
+    const char *ca_file;
+    /* TLS with the default roots (gRPC's GRPC_DEFAULT_SSL_ROOTS_FILE_PATH or its bundled
+     * ones) when no ca_file is given. Ignored when ca_file is set. */
+    bool tls;
+} sdo_client_config;
+
+/* Largest CA file sdo_client_new_config reads, in bytes. */
+#define SDO_MAX_CA_FILE_BYTES (1024 * 1024)
+
+/* Creates a client for `address` as `cfg` says (NULL: plaintext, no token). All strings
+ * are copied or read at once, so `cfg` may go away afterwards. Returns NULL with errno:
+ * EINVAL (empty address, a token with characters a header value may not hold, a CA
+ * file without a PEM certificate), EFBIG (CA file above SDO_MAX_CA_FILE_BYTES), the
+ * errno of open/read for a CA file that cannot be read, or ENOMEM. A certificate the
+ * server does not match shows up as UNAVAILABLE on the first call. Free with
+ * sdo_client_free(). */
+sdo_client *sdo_client_new_config(const char *address, const sdo_client_config *cfg);
 
 /* Closes the channel and frees the client. Every stream opened on it must be closed
  * first. NULL is accepted. */

@@ -312,7 +312,8 @@ static int check_consistency(rpc_ctx *ctx, const ProtobufCMessage *msg, Protobuf
 {
     const Saasodoo__V1__CheckConsistencyRequest *req = (const void *)msg;
     sdo_app *app = ctx->app;
-    engine_env env = {app->st, app->cfg, app->rt, app->key, app->pgc};
+    engine_env env = {
+        .st = app->st, .cfg = app->cfg, .rt = app->rt, .key = app->key, .pgc = app->pgc};
     Saasodoo__V1__ConsistencyReport *out = NULL;
     if (fsck_run(&env, req->repair, &out, &ctx->err) < 0)
         return -1;
@@ -321,6 +322,9 @@ static int check_consistency(rpc_ctx *ctx, const ProtobufCMessage *msg, Protobuf
 }
 
 const rpc_handler admin_handlers[] = {
+    {"ListUsers", RPC_UNARY, admin_list_users, NULL, NULL},
+    {"UpdateUser", RPC_UNARY, admin_update_user, NULL, NULL},
+    {"ListAuditEvents", RPC_UNARY, admin_list_audit_events, NULL, NULL},
     {"ListDatabaseServers", RPC_UNARY, list_servers, NULL, NULL},
     {"CreateDatabaseServer", RPC_UNARY, create_server, NULL, NULL},
     {"UpdateDatabaseServer", RPC_UNARY, update_server, NULL, NULL},

@@ -4,6 +4,7 @@
 #define SDO_APP_H
 
 #include "config/config.h"
+#include "identity/identity.h"
 #include "ops/engine.h"
 #include "ops/watch.h"
 #include "runtime/runtime.h"
@@ -19,6 +20,7 @@ typedef struct sdo_app {
     engine *eng;
     runtime *rt;
     const pgc_config *pgc;
+    identity *id; /* authentication and its caches; NULL only in unit tests */
 } sdo_app;
 
 /* Builds the registry of every service: saasodoo.v1, health and reflection, with the

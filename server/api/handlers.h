@@ -7,5 +7,18 @@
 extern const rpc_handler tenant_handlers[];
 extern const rpc_handler operation_handlers[];
 extern const rpc_handler admin_handlers[];
+extern const rpc_handler identity_handlers[];
+extern const rpc_handler backup_handlers[];
+
+/* AdminService's user and audit methods (identity_api.c). */
+int admin_list_users(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessage **resp);
+int admin_update_user(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessage **resp);
+int admin_list_audit_events(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessage **resp);
+
+/* The access interceptor (auth.c): rate limits, authentication, authorization, audit. */
+extern const rpc_interceptor api_access_interceptor;
+
+/* The client's address from a gRPC peer string ("ipv4:10.0.0.7:5555" → "10.0.0.7"). */
+void api_client_address(const char *peer, char *out, size_t outsz);
 
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/app.h"
+#include "identity/authz.h"
 #include "api/filter.h"
 #include "api/handlers.h"
 #include "api/pagination.h"
@@ -51,6 +52,7 @@ static int list_operations(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCM
         return -1;
     q.target = filter_get(&f, "target");
     q.kind = filter_get(&f, "kind");
+    q.owner = authz_owner_scope(ctx->principal, ctx->role);
     const char *done = filter_get(&f, "done");
     if (done) {
         if (strcmp(done, "true") == 0)

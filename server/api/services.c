@@ -26,12 +26,13 @@ rpc_registry *api_registry_new(void)
     rpc_registry *r = rpc_registry_new();
     rpc_registry_intercept(r, &rpc_request_id_interceptor);
     rpc_registry_intercept(r, &rpc_access_log_interceptor);
+    rpc_registry_intercept(r, &api_access_interceptor);
     if (rpc_registry_add(r, &saasodoo__v1__tenant_service__descriptor, tenant_handlers) < 0 ||
         rpc_registry_add(r, &saasodoo__v1__operation_service__descriptor, operation_handlers) < 0 ||
-        rpc_registry_add(r, &saasodoo__v1__backup_service__descriptor, none) < 0 ||
+        rpc_registry_add(r, &saasodoo__v1__backup_service__descriptor, backup_handlers) < 0 ||
         rpc_registry_add(r, &saasodoo__v1__billing_service__descriptor, none) < 0 ||
         rpc_registry_add(r, &saasodoo__v1__monitoring_service__descriptor, none) < 0 ||
-        rpc_registry_add(r, &saasodoo__v1__identity_service__descriptor, none) < 0 ||
+        rpc_registry_add(r, &saasodoo__v1__identity_service__descriptor, identity_handlers) < 0 ||
         rpc_registry_add(r, &saasodoo__v1__admin_service__descriptor, admin_handlers) < 0 ||
         rpc_health_register(r) < 0 ||
         rpc_reflection_register(r, saasodoo_descriptor_set, saasodoo_descriptor_set_len) < 0) {

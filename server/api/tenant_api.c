@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/app.h"
+#include "identity/authz.h"
 #include "api/filter.h"
 #include "api/handlers.h"
 #include "api/pagination.h"
@@ -247,6 +248,13 @@ static int list_tenants(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMess
         return -1;
     q.state = filter_get(&f, "state");
     q.owner = filter_get(&f, "owner");
+    const char *scope_owner = authz_owner_scope(ctx->principal, ctx->role);
+    if (scope_owner) {
+        if (q.owner && strcmp(q.owner, scope_owner) != 0)
+            q.owner = "users/ nobody"; /* another customer's tenants: none to show */
+        else
+            q.owner = scope_owner;
+    }
     q.strategy = filter_get(&f, "database_strategy");
     q.show_deleted = req->show_deleted;
     if (q.state && filter_enum(q.state, &saasodoo__v1__tenant__state__descriptor, "state", err) < 0)

@@ -11,28 +11,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backup/backup.h"
+#include "ops/steps.h"
 #include "store/provisioning.h"
 #include "store/records.h"
 #include "tenants/validate.h"
 #include "util/log.h"
 
 /* ---- steps ----------------------------------------------------------------------------- */
-
-typedef struct step_ctx {
-    const engine_env *env;
-    dbs_env dbs;
-    op_rec *op;
-    const char *tenant_id;
-} step_ctx;
-
-typedef int (*step_fn)(step_ctx *x, sdo_error *err);
-
-typedef struct step_def {
-    const char *name; /* stable id, used by fault injection */
-    const char *text; /* what a person reads while it runs */
-    step_fn run;
-    step_fn undo; /* NULL: nothing to undo */
-} step_def;
 
 static int load_tenant(step_ctx *x, tenant_rec *t, sdo_error *err)
 {
@@ -509,6 +495,54 @@ static int s_mig_cleanup(step_ctx *x, sdo_error *err)
     return rc;
 }
 
+/* ---- helpers other domains' steps use (ops/steps.h) ---------------------------------- */
+
+int step_load_tenant(step_ctx *x, tenant_rec *t, sdo_error *err)
+{
+    return load_tenant(x, t, err);
+}
+
+int step_set_param(step_ctx *x, const char *key, const char *value, sdo_error *err)
+{
+    return set_param(x, key, value, err);
+}
+
+int step_server(step_ctx *x, const char *id, server_rec *s, sdo_error *err)
+{
+    return server_of(x, id, s, err);
+}
+
+int step_app_start(step_ctx *x, tenant_rec *t, const char *server, sdo_error *err)
+{
+    int rc = app_start_on(x, t, server, err);
+    return rc < 0 ? rc : s_health(x, err);
+}
+
+int step_place(step_ctx *x, sdo_error *err)
+{
+    return s_place(x, err);
+}
+
+int step_unplace(step_ctx *x, sdo_error *err)
+{
+    return u_place(x, err);
+}
+
+int step_drop_role(step_ctx *x, sdo_error *err)
+{
+    return u_role(x, err);
+}
+
+int step_app_remove(step_ctx *x, sdo_error *err)
+{
+    return u_app_remove(x, err);
+}
+
+int step_app_stop(step_ctx *x, sdo_error *err)
+{
+    return s_app_stop(x, err);
+}
+
 static const step_def create_steps[] = {
     {"place", "choosing a database server", s_place, u_place},
     {"database", "creating the database", s_database, u_database},
@@ -533,6 +567,7 @@ static const step_def delete_steps[] = {
     {"server", "removing the tenant's database server", s_unplace, NULL},
 };
 static const step_def migrate_steps[] = {
+    {"backup", "backing up before the move", backup_step_pre_migration, NULL},
     {"freeze", "stopping writes", s_mig_freeze, u_mig_freeze},
     {"target", "preparing the target server", s_mig_target, u_mig_target},
     {"copy", "copying the data", s_mig_copy, u_mig_copy},
@@ -543,33 +578,62 @@ static const step_def migrate_steps[] = {
     {"cleanup", "removing the old copy", s_mig_cleanup, NULL},
 };
 
-typedef struct op_plan {
-    const char *kind;
-    const step_def *steps;
-    int n;
-    const char *success_state; /* tenant state when done */
-    const char *undone_state;  /* tenant state once compensated (NULL: FAILED) */
-} op_plan;
-
-#define PLAN(kind, steps, ok, undone)                                                              \
-    {                                                                                              \
-        kind, steps, sizeof steps / sizeof steps[0], ok, undone                                    \
-    }
-
-static const op_plan plans[] = {
-    PLAN("CREATE_TENANT", create_steps, "ACTIVE", NULL),
-    PLAN("SUSPEND_TENANT", suspend_steps, "SUSPENDED", "ACTIVE"),
-    PLAN("RESUME_TENANT", resume_steps, "ACTIVE", "SUSPENDED"),
-    PLAN("DELETE_TENANT", delete_steps, "DELETED", NULL),
-    PLAN("MIGRATE_TENANT", migrate_steps, "ACTIVE", "ACTIVE"),
+static const op_plan tenant_plans[] = {
+    OP_PLAN("CREATE_TENANT", create_steps, "ACTIVE", NULL, NULL),
+    OP_PLAN("SUSPEND_TENANT", suspend_steps, "SUSPENDED", "ACTIVE", NULL),
+    OP_PLAN("RESUME_TENANT", resume_steps, "ACTIVE", "SUSPENDED", NULL),
+    OP_PLAN("DELETE_TENANT", delete_steps, "DELETED", NULL, NULL),
+    OP_PLAN("MIGRATE_TENANT", migrate_steps, "ACTIVE", "ACTIVE", NULL),
 };
 
-static const op_plan *plan_of(const char *kind)
+/* Plans other domains registered (engine_register_plans), looked up after the tenant plans. */
+#define MAX_PLANS 32
+static const op_plan *extra_plans[MAX_PLANS];
+static size_t n_extra_plans;
+static pthread_mutex_t plans_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int engine_register_plans(const op_plan *p, size_t n)
 {
-    for (size_t i = 0; i < sizeof plans / sizeof plans[0]; i++)
-        if (strcmp(plans[i].kind, kind) == 0)
-            return &plans[i];
-    return NULL;
+    pthread_mutex_lock(&plans_mu);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool have = false;
+        for (size_t j = 0; j < n_extra_plans && !have; j++)
+            have = extra_plans[j] == &p[i];
+        if (have)
+            continue;
+        if (n_extra_plans == MAX_PLANS) {
+            rc = -1;
+            break;
+        }
+        extra_plans[n_extra_plans++] = &p[i];
+    }
+    pthread_mutex_unlock(&plans_mu);
+    return rc;
+}
+
+static bool variant_is(const char *want, const char *have)
+{
+    if (!want)
+        return !have || !have[0];
+    return have && strcmp(want, have) == 0;
+}
+
+/* The plan of an operation: its kind and, for kinds with variants, params "variant". */
+static const op_plan *plan_of(const char *kind, const char *params)
+{
+    for (size_t i = 0; i < sizeof tenant_plans / sizeof tenant_plans[0]; i++)
+        if (strcmp(tenant_plans[i].kind, kind) == 0)
+            return &tenant_plans[i];
+    char *variant = params ? op_param(params, "variant") : NULL;
+    const op_plan *found = NULL;
+    pthread_mutex_lock(&plans_mu);
+    for (size_t i = 0; i < n_extra_plans && !found; i++)
+        if (strcmp(extra_plans[i]->kind, kind) == 0 && variant_is(extra_plans[i]->variant, variant))
+            found = extra_plans[i];
+    pthread_mutex_unlock(&plans_mu);
+    free(variant);
+    return found;
 }
 
 /* ---- the engine ------------------------------------------------------------------------ */
@@ -636,12 +700,15 @@ static int finish(engine *e, op_rec *op, const op_plan *plan, const char *op_sta
         tstate = plan->success_state;
     } else {
         tstate = plan->undone_state ? plan->undone_state : "FAILED";
+        if (!tstate[0])
+            tstate = NULL; /* the tenant's state is not this plan's business */
         snprintf(reason, sizeof reason, "%s: %s",
                  strcmp(op_state, "CANCELLED") == 0 ? "cancelled" : "failed", message);
         if (strcmp(plan->kind, "CREATE_TENANT") == 0)
             snprintf(reason, sizeof reason, "creation %s: %s",
                      strcmp(op_state, "CANCELLED") == 0 ? "was cancelled" : "failed", message);
     }
+    char *result = op_param(op->params, OP_RESULT_PARAM);
     for (int attempt = 0; attempt < 50; attempt++) {
         PGconn *c = store_acquire(e->env.st, &err);
         if (!c) {
@@ -649,7 +716,9 @@ static int finish(engine *e, op_rec *op, const op_plan *plan, const char *op_sta
             continue;
         }
         int rc = store_begin(e->env.st, c, &err);
-        if (rc == 0 && strcmp(tstate, "DELETED") == 0)
+        if (rc == 0 && !tstate)
+            ; /* leave the tenant as it is */
+        else if (rc == 0 && strcmp(tstate, "DELETED") == 0)
             rc = store_tenant_mark_deleted(e->env.st, c, tid, &err);
         else if (rc == 0)
             rc = store_tenant_set_state(e->env.st, c, tid, NULL, tstate,
@@ -662,7 +731,10 @@ static int finish(engine *e, op_rec *op, const op_plan *plan, const char *op_sta
                      : 0;
         if (rc == 0)
             rc = store_op_finish(e->env.st, c, op->id, op_state, code, message ? message : "",
-                                 strcmp(op_state, "SUCCEEDED") == 0 ? op->target : "", &err);
+                                 strcmp(op_state, "SUCCEEDED") != 0 ? ""
+                                 : result && result[0]              ? result
+                                                                    : op->target,
+                                 &err);
         if (rc == 0)
             rc = store_commit(e->env.st, c, &err);
         else
@@ -672,12 +744,14 @@ static int finish(engine *e, op_rec *op, const op_plan *plan, const char *op_sta
             log_info("msg=\"operation finished\" operation=%s kind=%s target=%s state=%s%s%s",
                      op->id, op->kind, op->target, op_state, message && *message ? " error=" : "",
                      message && *message ? message : "");
+            free(result);
             return 0;
         }
         usleep(200 * 1000);
     }
     log_error("msg=\"cannot record the end of an operation\" operation=%s error=\"%s\"", op->id,
               err.message);
+    free(result);
     return -1;
 }
 
@@ -689,10 +763,11 @@ static int progress_of(const op_plan *p, int done_steps)
 /* Runs an operation until it is done or handed back for a retry. */
 static void run_op(engine *e, op_rec *op)
 {
-    const op_plan *plan = plan_of(op->kind);
+    const op_plan *plan = plan_of(op->kind, op->params);
     sdo_error err = {0};
     if (!plan || strncmp(op->target, "tenants/", 8) != 0 || !tenant_id_syntax_ok(op->target + 8)) {
-        finish(e, op, plan ? plan : &plans[0], "FAILED", SDO_UNIMPLEMENTED,
+        static const op_plan unknown = {"", NULL, 0, NULL, "", NULL};
+        finish(e, op, plan ? plan : &unknown, "FAILED", SDO_UNIMPLEMENTED,
                "this kind of operation is not run by this server");
         return;
     }
@@ -739,7 +814,9 @@ static void run_op(engine *e, op_rec *op)
                     log_error("msg=\"compensation failed\" operation=%s step=%s error=\"%s\"",
                               op->id, s->name, err.message);
                     finish(e, op,
-                           &(op_plan){plan->kind, plan->steps, plan->n, plan->success_state, NULL},
+                           &(op_plan){plan->kind, plan->steps, plan->n, plan->success_state,
+                                      plan->undone_state && !plan->undone_state[0] ? "" : NULL,
+                                      plan->variant},
                            "FAILED", op->error_code ? op->error_code : SDO_INTERNAL, msg);
                     return;
                 }

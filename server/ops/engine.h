@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "dbstrategy/dbstrategy.h"
 #include "runtime/runtime.h"
+#include "storage/storage.h"
 #include "store/store.h"
 #include "util/secret.h"
 
@@ -21,6 +22,7 @@ typedef struct engine_env {
     runtime *rt;
     const secret_key *key;
     const pgc_config *pgc;
+    storage *backups; /* where backups are kept (borrowed) */
 } engine_env;
 
 /* Starts workers threads; NULL with a message in err when the engine cannot register this

@@ -71,12 +71,16 @@ typedef struct rpc_handler {
 /* Interceptors run around every call: before (on the completion-queue thread, when the call
  * arrives: must not block) may fail it (fill ctx->err, return < 0); request (on the handler
  * thread, with the decoded request, just before the handler: may wait on the store) may fail
- * it the same way; after sees the final status. Any may be NULL. */
+ * it the same way; after (on a completion-queue thread) sees the final status. Any may be
+ * NULL. */
 typedef struct rpc_interceptor {
     const char *name;
     int (*before)(rpc_ctx *ctx);
     void (*after)(rpc_ctx *ctx, int code, int64_t duration_us);
     int (*request)(rpc_ctx *ctx, const ProtobufCMessage *req);
+    /* On the handler thread once a unary handler has returned, with its status (may wait on
+     * the store: the audit log is written here). */
+    void (*handled)(rpc_ctx *ctx, int code);
 } rpc_interceptor;
 
 /* Copies the value of request metadata `key` into out; returns its length or -1 if absent. */

@@ -18,6 +18,9 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -341,6 +344,16 @@ static int run_interceptors_request(rpc_call *c, const ProtobufCMessage *req)
     return 0;
 }
 
+static void run_interceptors_handled(rpc_call *c, int code)
+{
+    const rpc_registry *r = c->w->srv->reg;
+    for (size_t i = 0; i < rpc_registry_interceptor_count(r); i++) {
+        const rpc_interceptor *ic = rpc_registry_interceptor_at(r, i);
+        if (ic->handled)
+            ic->handled(&c->ctx, code);
+    }
+}
+
 static void on_new_call(rpc_call *c)
 {
     rpc_server *s = c->w->srv;
@@ -424,12 +437,6 @@ static void on_recv(rpc_call *c, int success)
         fail_call(c, SDO_INVALID_ARGUMENT, "the request message is missing (%s)", m->input->name);
         return;
     }
-    if (!m->implemented) {
-        grpc_byte_buffer_destroy(c->recv);
-        c->recv = NULL;
-        fail_call(c, SDO_UNIMPLEMENTED, "method %s is not implemented yet", m->path);
-        return;
-    }
     if (rpc_ctx_expired(ctx)) {
         fail_call(c, SDO_DEADLINE_EXCEEDED, "the deadline of %s expired before it started",
                   m->path);
@@ -443,6 +450,11 @@ static void on_recv(rpc_call *c, int success)
     if (run_interceptors_request(c, req) < 0) {
         protobuf_c_message_free_unpacked(req, NULL);
         finish_call(c, ctx->err.code, NULL);
+        return;
+    }
+    if (!m->implemented) { /* after the interceptors: anonymous callers learn nothing */
+        protobuf_c_message_free_unpacked(req, NULL);
+        fail_call(c, SDO_UNIMPLEMENTED, "method %s is not implemented yet", m->path);
         return;
     }
 
@@ -461,6 +473,7 @@ static void on_recv(rpc_call *c, int success)
         }
         if (rc < 0 && ctx->err.code == SDO_OK)
             sdo_fail(&ctx->err, SDO_INTERNAL, "internal error (request id %s)", ctx->request_id);
+        run_interceptors_handled(c, rc < 0 ? (int)ctx->err.code : 0);
         finish_call(c, rc < 0 ? (int)ctx->err.code : 0, rc < 0 ? NULL : resp);
         if (resp)
             protobuf_c_message_free_unpacked(resp, NULL);
@@ -779,6 +792,96 @@ rpc_server *rpc_server_new(const rpc_server_options *opt, const rpc_registry *re
     return s;
 }
 
+#define TLS_MAX_PEM_BYTES (1 << 20)
+
+/* Reads a PEM file whole (at most TLS_MAX_PEM_BYTES). Returns a malloc'ed NUL-terminated
+ * text, or NULL with the reason in err naming key (the configuration key). */
+static char *read_pem_file(const char *path, const char *key, char *err, size_t errsz)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errsz, "%s '%s' cannot be opened: %m", key, path);
+        return NULL;
+    }
+    char *text = sdo_malloc(TLS_MAX_PEM_BYTES + 1);
+    size_t n = fread(text, 1, TLS_MAX_PEM_BYTES + 1, f);
+    bool failed = ferror(f) != 0;
+    fclose(f);
+    if (failed || n == 0 || n > TLS_MAX_PEM_BYTES) {
+        snprintf(err, errsz, "%s '%s' %s", key, path,
+                 failed   ? "cannot be read"
+                 : n == 0 ? "is empty"
+                          : "is larger than 1 MiB");
+        free(text);
+        return NULL;
+    }
+    text[n] = '\0';
+    return text;
+}
+
+/* Checks that cert holds a PEM certificate and key a PEM private key that belongs to it, so a
+ * mistake is reported at start with the file's name rather than at the first handshake. */
+static int check_key_pair(const rpc_server_options *opt, const char *cert, const char *key,
+                          char *err, size_t errsz)
+{
+    int rc = -1;
+    BIO *cb = BIO_new_mem_buf(cert, -1);
+    BIO *kb = BIO_new_mem_buf(key, -1);
+    X509 *x = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *pk = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+    if (!x)
+        snprintf(err, errsz, "security.tls_cert_file '%s' holds no PEM certificate",
+                 opt->tls_cert_file);
+    else if (!pk)
+        snprintf(err, errsz,
+                 "security.tls_key_file '%s' holds no PEM private key (or one with a passphrase)",
+                 opt->tls_key_file);
+    else if (X509_check_private_key(x, pk) != 1)
+        snprintf(err, errsz,
+                 "security.tls_key_file '%s' is not the key of the certificate in "
+                 "security.tls_cert_file '%s'",
+                 opt->tls_key_file, opt->tls_cert_file);
+    else
+        rc = 0;
+    ERR_clear_error();
+    EVP_PKEY_free(pk);
+    X509_free(x);
+    BIO_free(kb);
+    BIO_free(cb);
+    return rc;
+}
+
+/* The credentials the port is bound with: TLS (gRPC core's SSL server credentials, no client
+ * certificate asked for) when a certificate and key are configured, else plaintext. NULL with
+ * the reason in err when the files cannot be used. */
+static grpc_server_credentials *server_credentials(const rpc_server_options *opt, char *err,
+                                                   size_t errsz)
+{
+    if (!opt->tls_cert_file || !opt->tls_cert_file[0])
+        return grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds = NULL;
+    char *key = NULL;
+    char *cert = read_pem_file(opt->tls_cert_file, "security.tls_cert_file", err, errsz);
+    if (!cert)
+        goto out;
+    key = read_pem_file(opt->tls_key_file ? opt->tls_key_file : "", "security.tls_key_file", err,
+                        errsz);
+    if (!key || check_key_pair(opt, cert, key, err, errsz) < 0)
+        goto out;
+    grpc_ssl_pem_key_cert_pair pair = {key, cert}; /* copied by gRPC */
+    creds = grpc_ssl_server_credentials_create(NULL, &pair, 1, 0, NULL);
+    if (!creds)
+        snprintf(err, errsz, "gRPC cannot use the TLS certificate '%s' and key '%s'",
+                 opt->tls_cert_file, opt->tls_key_file);
+out:
+    if (key) {
+        OPENSSL_cleanse(key, strlen(key));
+        free(key);
+    }
+    free(cert);
+    return creds;
+}
+
 int rpc_server_start(rpc_server *s, char *err, size_t errsz)
 {
     grpc_arg args[2];
@@ -799,13 +902,17 @@ int rpc_server_start(rpc_server *s, char *err, size_t errsz)
         s->workers[i].cq = grpc_completion_queue_create_for_next(NULL);
         grpc_server_register_completion_queue(s->server, s->workers[i].cq, NULL);
     }
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds = server_credentials(&s->opt, err, errsz);
+    if (!creds)
+        return -1;
     s->port = grpc_server_add_http2_port(s->server, s->listen, creds);
     grpc_server_credentials_release(creds);
     if (s->port == 0) {
         snprintf(err, errsz, "cannot listen on %s (address in use or invalid)", s->listen);
         return -1;
     }
+    if (s->opt.tls_cert_file && s->opt.tls_cert_file[0])
+        log_info("msg=\"serving gRPC over TLS\" cert=\"%s\"", s->opt.tls_cert_file);
     grpc_server_start(s->server);
     s->started = true;
     s->handlers = sdo_calloc((size_t)s->nhandlers, sizeof(pthread_t));

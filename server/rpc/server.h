@@ -10,10 +10,12 @@
 typedef struct rpc_server rpc_server;
 
 typedef struct rpc_server_options {
-    const char *listen;    /* host:port */
-    int workers;           /* threads */
-    int max_receive_bytes; /* request size cap */
-    int handler_threads;   /* threads running handlers that may block (0 = workers) */
+    const char *listen;        /* host:port */
+    int workers;               /* threads */
+    int max_receive_bytes;     /* request size cap */
+    int handler_threads;       /* threads running handlers that may block (0 = workers) */
+    const char *tls_cert_file; /* PEM certificate chain; NULL or "" = plaintext */
+    const char *tls_key_file;  /* PEM private key of that certificate */
 } rpc_server_options;
 
 /* Creates a server over a sealed registry; app is handed to handlers as ctx->app. */

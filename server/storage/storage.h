@@ -3,7 +3,9 @@
  * bucket over HTTPS with AWS Signature V4). The backup domain sees only this vtable.
  *
  * Keys are relative paths of [A-Za-z0-9._/-] without "..", e.g.
- * "tenants/acme/20261126T101500Z-3f2a/database.dump". Objects are written as a stream and
+ * "tenants/acme/20261126T101500Z-3f2a/database.dump": at most 900 bytes, components of 1 to
+ * 200 bytes separated by single slashes, none starting with '.' (the filesystem backend keeps
+ * unfinished writes in hidden ".NAME.tmp-XXXXXX" files). Objects are written as a stream and
  * become visible only when committed: a reader never sees half an object, and an aborted or
  * crashed write leaves nothing that list() reports.
  *
@@ -68,9 +70,10 @@ typedef struct storage_s3_config {
     const char *prefix; /* prepended to every key; may be "" */
     const char *access_key;
     const char *secret_key;
-    size_t part_size;  /* multipart part size in bytes, at least 5 MiB */
-    int path_style;    /* 1: endpoint/bucket/key; 0: bucket.endpoint/key */
+    size_t part_size;    /* multipart part size in bytes, at least 5 MiB */
+    int path_style;      /* 1: endpoint/bucket/key; 0: bucket.endpoint/key */
     const char *ca_file; /* "" = the system's CAs */
+    int list_page_size;  /* max-keys of each ListObjectsV2 page; 0 = S3's default (1000) */
 } storage_s3_config;
 storage *storage_s3_new(const storage_s3_config *cfg, sdo_error *err);
 

@@ -88,6 +88,7 @@ typedef struct op_query {
     int done;           /* -1 any, 0, 1 */
     int64_t before_seq; /* newest first; 0 = from the newest */
     int limit;
+    const char *owner; /* only operations on tenants of this owner; NULL = all */
 } op_query;
 
 typedef struct op_row {

@@ -172,6 +172,8 @@ static int load_doc(const char *name, yaml_parser_t *parser, plan_catalog *out, 
             yaml_node_t *k = yaml_document_get_node(&doc, pr->key);
             yaml_node_t *v = yaml_document_get_node(&doc, pr->value);
             const char *ks = k->type == YAML_SCALAR_NODE ? (char *)k->data.scalar.value : "?";
+            if (strcmp(ks, "backup") == 0)
+                continue; /* the plan's backup policy: read by server/backup/backup.c */
             size_t ki = NPKEYS;
             for (size_t j = 0; j < NPKEYS; j++)
                 if (strcmp(plan_keys[j].key, ks) == 0)

@@ -17,5 +17,5 @@ add_test(NAME browser.e2e
   WORKING_DIRECTORY ${SAASODOO_BROWSER_TEST_DIR})
 set_tests_properties(browser.e2e PROPERTIES
   LABELS browser
-  TIMEOUT 900
+  TIMEOUT 1800
   RESOURCE_LOCK saasodoo_integration)

@@ -1,5 +1,6 @@
 """Browser end-to-end tests: each scenario of e2e.mjs runs in Debian's Chromium
-(driven by playwright-core) against the real saasodoo-gateway and saasodoo-server.
+(driven by playwright-core) against the real saasodoo-gateway and saasodoo-server,
+signed in as customers it signs up or as the server's bootstrap admin.
 Screenshots go to SAASODOO_BROWSER_OUTPUT (default <build>/browser-output)."""
 import os
 import shutil
@@ -22,6 +23,11 @@ SCENARIOS = [
     "suspend_resume",
     "delete",
     "admin_lists_database_server",
+    "customers_see_only_their_own",
+    "api_keys",
+    "admin_only",
+    "backups",
+    "session_refresh",
 ]
 
 
@@ -50,8 +56,10 @@ def test_browser(browser_ready, gateway, scenario):
     out_dir = OUTPUT / scenario
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
+    # The scenarios sign up their own customers; the admin is the test server's bootstrap admin.
     env = dict(os.environ, SAASODOO_E2E_BASE_URL=gateway.base, SAASODOO_E2E_OUT=str(out_dir),
-               SAASODOO_CHROMIUM=CHROMIUM)
+               SAASODOO_CHROMIUM=CHROMIUM, SAASODOO_E2E_ADMIN_EMAIL=gs.support.ADMIN_EMAIL,
+               SAASODOO_E2E_ADMIN_PASSWORD=gs.support.ADMIN_PASSWORD)
     p = subprocess.run([NODE, str(HERE / "e2e.mjs"), "--scenario", scenario], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True, timeout=400, cwd=str(HERE), env=env)
     assert p.returncode == 0, f"scenario {scenario} failed (screenshots in {out_dir}):\n{p.stdout[-6000:]}"

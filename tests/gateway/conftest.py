@@ -38,8 +38,10 @@ def session_gateway(workdir, session_server):
 @pytest.fixture
 def gateway(session_gateway, server):
     """The session's gateway in front of the session's server (started again first
-    if a test left it stopped)."""
+    if a test left it stopped). Its calls carry the bootstrap admin's access token
+    unless a test says otherwise (gateway_support.call's token)."""
     assert session_gateway.running(), f"saasodoo-gateway died:\n{session_gateway.log_text()[-4000:]}"
+    gs.ensure_admin_token(session_gateway)
     yield session_gateway
     assert session_gateway.running(), f"saasodoo-gateway died:\n{session_gateway.log_text()[-4000:]}"
 

@@ -1,6 +1,7 @@
 """Helpers for the gateway and browser tests: the saasodoo-gateway process and a
-curl-based HTTP client. PostgreSQL and saasodoo-server come from the integration
-tests' support module (tests/integration/support.py), imported from here.
+curl-based HTTP client that signs its calls. PostgreSQL and saasodoo-server come from
+the integration tests' support module (tests/integration/support.py), imported from
+here; every test server has a bootstrap admin (support.ADMIN_EMAIL).
 """
 import json
 import os
@@ -46,6 +47,8 @@ class Gateway:
         self.env = dict(env or {})
         self.frontend = frontend
         self.proc = None
+        # The access token call() sends when it is given none (None: no credentials).
+        self.token = None
 
     def argv(self):
         argv = [str(GATEWAY_BIN), "--listen", self.address, "--backend", self.backend]
@@ -155,11 +158,60 @@ def http(method, url, body=None, headers=None, timeout=10, raw_body=None):
         return status, hdrs, out
 
 
-def call(gw, method, path, body=None, headers=None, timeout=10, raw_body=None):
-    """http() against a gateway, returning a Response."""
+GW_TOKEN = object()
+
+
+def call(gw, method, path, body=None, headers=None, timeout=10, raw_body=None, token=GW_TOKEN):
+    """http() against a gateway, returning a Response. The call carries
+    'Authorization: Bearer <token>': by default the gateway's own token (gw.token), none
+    with token=None, and none added when headers has an Authorization already."""
+    headers = dict(headers or {})
+    if token is GW_TOKEN:
+        token = gw.token
+    if token and not any(k.lower() == "authorization" for k in headers):
+        headers["Authorization"] = f"Bearer {token}"
     status, hdrs, out = http(method, gw.url(path), body=body, headers=headers, timeout=timeout,
                              raw_body=raw_body)
     return Response(status, hdrs, out)
+
+
+# --- identity over REST ----------------------------------------------------------------
+
+CUSTOMER_PASSWORD = "customer-password-1"
+
+
+def sign_in(gw, email=None, password=None):
+    """POST /v1/auth:signIn (default: the bootstrap admin); returns the Session as JSON."""
+    resp = call(gw, "POST", "/v1/auth:signIn",
+                {"email": email or support.ADMIN_EMAIL, "password": password or support.ADMIN_PASSWORD},
+                token=None)
+    assert resp.status == 200, f"signing in as {email or support.ADMIN_EMAIL} failed: {resp!r}"
+    return resp.json()
+
+
+def sign_up(gw, email=None, password=CUSTOMER_PASSWORD, display_name="REST customer"):
+    """POST /v1/auth:signUp for a new customer; returns the Session as JSON."""
+    email = email or f"{support.unique_id('rest')}@customer.test"
+    resp = call(gw, "POST", "/v1/auth:signUp",
+                {"email": email, "password": password, "display_name": display_name}, token=None)
+    assert resp.status == 200, f"signing up {email} failed: {resp!r}"
+    return resp.json()
+
+
+def admin_token(gw):
+    """An access token of the bootstrap admin, signed in through gw."""
+    return sign_in(gw)["access_token"]
+
+
+def ensure_admin_token(gw):
+    """Gives gw the admin's token as its default, signing in again when the one it has
+    is no longer accepted (e.g. the server was started afresh)."""
+    if gw.token:
+        resp = call(gw, "GET", "/v1/users/me")
+        if resp.status == 200:
+            return gw.token
+    gw.token = admin_token(gw)
+    return gw.token
 
 
 def assert_error(resp, http_status, grpc_code, *needles):
@@ -173,11 +225,12 @@ def assert_error(resp, http_status, grpc_code, *needles):
     return body
 
 
-def create_tenant(gw, tenant_id=None, plan="plans/basic", display_name="Test tenant"):
-    """POST /v1/tenants; returns (tenant_id, operation)."""
+def create_tenant(gw, tenant_id=None, plan="plans/basic", display_name="Test tenant", token=GW_TOKEN):
+    """POST /v1/tenants (as the gateway's default user, or token's); returns
+    (tenant_id, operation)."""
     tenant_id = tenant_id or support.unique_id("gw")
     resp = call(gw, "POST", "/v1/tenants",
-                {"tenant_id": tenant_id, "tenant": {"plan": plan, "display_name": display_name}})
+                {"tenant_id": tenant_id, "tenant": {"plan": plan, "display_name": display_name}}, token=token)
     assert resp.status == 200, resp
     return tenant_id, resp.json()
 

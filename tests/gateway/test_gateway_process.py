@@ -299,3 +299,61 @@ def test_version_and_help():
     assert p.returncode == 0
     for flag in ("--listen", "--backend", "--frontend", "--cors-origins", "--max-body-bytes"):
         assert flag.lstrip("-") in p.stdout
+
+
+# --- TLS -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gateway_certs(workdir):
+    """A CA and a certificate for localhost and 127.0.0.1 signed by it (openssl)."""
+    d = workdir / "gw-certs"
+    d.mkdir(exist_ok=True)
+
+    def openssl(*args):
+        p = subprocess.run(["openssl", *args], cwd=d, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=60)
+        assert p.returncode == 0, p.stdout
+
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key",
+            "-out", "ca.pem", "-days", "2", "-subj", "/CN=gateway test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "gw.key",
+            "-out", "gw.csr", "-subj", "/CN=localhost")
+    (d / "gw.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "gw.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "gw.pem", "-days", "2", "-extfile", "gw.ext")
+    (d / "not-pem.txt").write_text("this is not a certificate\n")
+    return {"ca": d / "ca.pem", "cert": d / "gw.pem", "key": d / "gw.key", "junk": d / "not-pem.txt"}
+
+
+def test_https_is_served_with_a_certificate(gateway_factory, gateway_certs, monkeypatch):
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(gateway_certs["ca"]))
+    with FakeBackend() as be:
+        gw = gateway_factory(be.address, "gw-https-only",
+                             args=["--tls-cert", str(gateway_certs["cert"]), "--tls-key", str(gateway_certs["key"])])
+        gw.base = f"https://localhost:{gw.port}"
+        gw.start()
+        resp = call(gw, "GET", "/v1/tenants/acme", headers={"X-Request-Id": "tls-rid-1"})
+        assert resp.status == 200, resp
+        assert json.loads(resp.json()["display_name"])["x-request-id"] == ["tls-rid-1"]
+        assert "listening on https://" in gw.log_text()
+    # curl without the CA does not trust it
+    env = {k: v for k, v in os.environ.items() if k != "CURL_CA_BUNDLE"}
+    p = subprocess.run(["curl", "-sS", "--max-time", "5", f"https://localhost:{gw.port}/healthz"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=15)
+    assert p.returncode == 60, p.stderr
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (lambda c: ["--tls-cert", str(c["cert"])], "--tls-key"),
+    (lambda c: ["--tls-key", str(c["key"])], "--tls-cert"),
+    (lambda c: ["--tls-cert", str(c["junk"]), "--tls-key", str(c["key"])], "--tls-cert"),
+    (lambda c: ["--tls-cert", str(c["cert"]), "--tls-key", str(c["ca"])], "--tls-key"),
+    (lambda c: ["--backend-ca", str(c["junk"])], "holds no PEM certificate"),
+    (lambda c: ["--backend-ca", "/no/such/ca.pem"], "--backend-ca"),
+])
+def test_bad_tls_flags_exit_2_with_a_message(gateway_certs, flags, needle):
+    p = subprocess.run([str(gs.GATEWAY_BIN)] + flags(gateway_certs), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=10)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert needle in p.stderr

@@ -1,6 +1,8 @@
 """The REST API through saasodoo-gateway, with curl, against the real server: every
-HTTP mapping in use, the error codes (400, 404, 405, 409, 412, 413, 501), unknown JSON
-fields, field masks, the watch stream and request ids."""
+HTTP mapping in use, the error codes (400, 401, 403, 404, 405, 409, 412, 413, 501),
+unknown JSON fields, field masks, the watch stream, request ids, and identity: sign-up,
+sign-in, refresh, sign-out, API keys, and customers kept apart. Calls carry the
+bootstrap admin's access token unless a test gives another (or none)."""
 import json
 import re
 import subprocess
@@ -9,7 +11,7 @@ import time
 import pytest
 
 import gateway_support as gs
-from gateway_support import assert_error, call, create_tenant, support
+from gateway_support import assert_error, call, create_tenant, sign_in, sign_up, support
 
 
 # --- tenants -------------------------------------------------------------------------
@@ -231,6 +233,137 @@ def test_every_http_mapping_reaches_its_method(gateway):
             assert path in msg, (path, resp)
 
 
+# --- identity ------------------------------------------------------------------------
+
+def test_a_call_without_credentials_is_401_in_the_error_shape(gateway):
+    resp = call(gateway, "GET", "/v1/tenants?page_size=1", token=None)
+    body = assert_error(resp, 401, 16)
+    assert "authorization" in body["message"].lower() or "credential" in body["message"].lower(), body
+    assert resp.headers["content-type"].startswith("application/json")
+
+
+def test_a_call_with_a_bad_token_is_401(gateway):
+    resp = call(gateway, "GET", "/v1/tenants?page_size=1", token="not-a-token")
+    assert_error(resp, 401, 16)
+    resp = call(gateway, "GET", "/v1/tenants?page_size=1", headers={"Authorization": "Basic YTpi"})
+    assert_error(resp, 401, 16, "Bearer")
+
+
+def test_a_watch_without_credentials_is_401_in_the_error_shape(gateway):
+    _, op = create_tenant(gateway)
+    resp = call(gateway, "GET", f"/v1/{op['name']}:watch", token=None)
+    assert_error(resp, 401, 16)
+
+
+def test_sign_up_gives_a_session_for_a_new_customer(gateway):
+    email = f"{support.unique_id('su')}@customer.test"
+    s = sign_up(gateway, email=email, display_name="Sign Up Ltd")
+    assert s["access_token"] and s["refresh_token"], s
+    assert s["access_token_expire_time"] and s["refresh_token_expire_time"], s
+    assert s["user"]["email"] == email
+    assert s["user"]["display_name"] == "Sign Up Ltd"
+    assert s["user"]["role"] == "CUSTOMER"
+    assert re.fullmatch(r"users/[A-Za-z0-9_-]+", s["user"]["name"]), s["user"]
+    me = call(gateway, "GET", "/v1/users/me", token=s["access_token"])
+    assert me.status == 200, me
+    assert me.json()["name"] == s["user"]["name"]
+    assert me.json()["email"] == email
+
+
+def test_sign_up_checks_its_input(gateway):
+    resp = call(gateway, "POST", "/v1/auth:signUp",
+                {"email": f"{support.unique_id('sp')}@customer.test", "password": "short"}, token=None)
+    assert_error(resp, 400, 3, "password")
+    resp = call(gateway, "POST", "/v1/auth:signUp",
+                {"email": "not-an-email", "password": "long-enough-password"}, token=None)
+    assert_error(resp, 400, 3, "email")
+    email = f"{support.unique_id('dup')}@customer.test"
+    sign_up(gateway, email=email)
+    resp = call(gateway, "POST", "/v1/auth:signUp",
+                {"email": email, "password": "another-long-password"}, token=None)
+    assert_error(resp, 409, 6)
+
+
+def test_sign_in_with_the_right_and_the_wrong_password(gateway):
+    email = f"{support.unique_id('si')}@customer.test"
+    sign_up(gateway, email=email, password="the-right-password")
+    s = sign_in(gateway, email, "the-right-password")
+    assert s["user"]["email"] == email and s["access_token"]
+    resp = call(gateway, "POST", "/v1/auth:signIn", {"email": email, "password": "the-wrong-password"},
+                token=None)
+    body = assert_error(resp, 401, 16)
+    # the same answer for an unknown account: nothing tells which accounts exist
+    other = call(gateway, "POST", "/v1/auth:signIn",
+                 {"email": f"{support.unique_id('nobody')}@customer.test", "password": "the-wrong-password"},
+                 token=None)
+    assert_error(other, 401, 16)
+    assert other.json()["message"] == body["message"]
+
+
+def test_refresh_gives_a_new_session_and_retires_the_old_refresh_token(gateway):
+    s = sign_up(gateway)
+    resp = call(gateway, "POST", "/v1/auth:refresh", {"refresh_token": s["refresh_token"]}, token=None)
+    assert resp.status == 200, resp
+    fresh = resp.json()
+    assert fresh["access_token"] and fresh["refresh_token"] != s["refresh_token"], fresh
+    assert call(gateway, "GET", "/v1/users/me", token=fresh["access_token"]).status == 200
+    again = call(gateway, "POST", "/v1/auth:refresh", {"refresh_token": s["refresh_token"]}, token=None)
+    assert_error(again, 401, 16)
+    assert_error(call(gateway, "POST", "/v1/auth:refresh", {"refresh_token": "garbage"}, token=None), 401, 16)
+
+
+def test_sign_out_ends_the_refresh_token(gateway):
+    s = sign_up(gateway)
+    resp = call(gateway, "POST", "/v1/auth:signOut", {"refresh_token": s["refresh_token"]},
+                token=s["access_token"])
+    assert resp.status == 200, resp
+    assert resp.json() == {}
+    after = call(gateway, "POST", "/v1/auth:refresh", {"refresh_token": s["refresh_token"]}, token=None)
+    assert_error(after, 401, 16)
+
+
+def test_a_customer_gets_404_for_another_customers_tenant(gateway):
+    owner = sign_up(gateway)
+    other = sign_up(gateway)
+    tid, op = create_tenant(gateway, token=owner["access_token"])
+    assert call(gateway, "GET", f"/v1/tenants/{tid}", token=owner["access_token"]).status == 200
+    # the other customer: not found, exactly as for a tenant that does not exist
+    resp = call(gateway, "GET", f"/v1/tenants/{tid}", token=other["access_token"])
+    assert_error(resp, 404, 5, f"tenants/{tid}")
+    assert_error(call(gateway, "PATCH", f"/v1/tenants/{tid}?update_mask=display_name", {"display_name": "Mine"},
+                      token=other["access_token"]), 404, 5)
+    assert_error(call(gateway, "DELETE", f"/v1/tenants/{tid}", token=other["access_token"]), 404, 5)
+    assert_error(call(gateway, "GET", f"/v1/{op['name']}", token=other["access_token"]), 404, 5)
+    listed = call(gateway, "GET", "/v1/tenants?page_size=100", token=other["access_token"])
+    assert listed.status == 200, listed
+    assert f"tenants/{tid}" not in [t["name"] for t in listed.json()["tenants"]]
+    # the admin sees every tenant
+    assert call(gateway, "GET", f"/v1/tenants/{tid}").status == 200
+
+
+def test_a_customer_may_not_use_the_admin_methods(gateway):
+    s = sign_up(gateway)
+    assert_error(call(gateway, "GET", "/v1/users", token=s["access_token"]), 403, 7)
+    assert_error(call(gateway, "GET", "/v1/databaseServers", token=s["access_token"]), 403, 7)
+    assert call(gateway, "GET", "/v1/users?page_size=5").status == 200
+
+
+def test_an_api_key_works_as_a_bearer_credential_until_deleted(gateway):
+    s = sign_up(gateway)
+    parent = s["user"]["name"]
+    resp = call(gateway, "POST", f"/v1/{parent}/apiKeys", {"display_name": "ci"}, token=s["access_token"])
+    assert resp.status == 200, resp
+    key = resp.json()
+    assert key["secret"] and key["secret"].startswith(key["prefix"]), key
+    me = call(gateway, "GET", "/v1/users/me", token=key["secret"])
+    assert me.status == 200 and me.json()["name"] == parent, me
+    listed = call(gateway, "GET", f"/v1/{parent}/apiKeys", token=s["access_token"]).json()["api_keys"]
+    assert [k["name"] for k in listed] == [key["name"]]
+    assert listed[0]["secret"] == "", "the secret is returned only when the key is made"
+    assert call(gateway, "DELETE", f"/v1/{key['name']}", token=s["access_token"]).status == 200
+    assert_error(call(gateway, "GET", "/v1/users/me", token=key["secret"]), 401, 16)
+
+
 # --- operations ----------------------------------------------------------------------
 
 def test_get_and_list_operations(gateway):
@@ -267,7 +400,8 @@ def test_cancelling_a_finished_operation_is_412(gateway):
 
 def test_watch_streams_newline_delimited_results_until_done(gateway):
     _, op = create_tenant(gateway)
-    proc = subprocess.Popen(["curl", "-sS", "-N", "--max-time", "40", gateway.url(f"/v1/{op['name']}:watch")],
+    proc = subprocess.Popen(["curl", "-sS", "-N", "--max-time", "40", "-H", f"Authorization: Bearer {gateway.token}",
+                             gateway.url(f"/v1/{op['name']}:watch")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         first = proc.stdout.readline()

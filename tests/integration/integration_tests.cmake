@@ -25,7 +25,12 @@ set(SAASODOO_INTEGRATION_TESTS
   test_lifecycle
   test_admin_servers
   test_migration
-  test_crash)
+  test_crash
+  test_storage
+  test_identity
+  test_authz
+  test_supabase
+  test_tls)
 
 set(SAASODOO_INTEGRATION_TIMEOUTS
   test_tenants=300
@@ -40,7 +45,12 @@ set(SAASODOO_INTEGRATION_TIMEOUTS
   test_lifecycle=300
   test_admin_servers=240
   test_migration=300
-  test_crash=600)
+  test_crash=600
+  test_storage=180
+  test_identity=180
+  test_authz=180
+  test_supabase=180
+  test_tls=180)
 
 foreach(name ${SAASODOO_INTEGRATION_TESTS})
   set(timeout 300)

@@ -73,6 +73,24 @@ IMPLEMENTED_METHODS = {
     "/saasodoo.v1.AdminService/UpdateDatabaseServer",
     "/saasodoo.v1.AdminService/DeleteDatabaseServer",
     "/saasodoo.v1.AdminService/CheckConsistency",
+    "/saasodoo.v1.AdminService/ListUsers",
+    "/saasodoo.v1.AdminService/UpdateUser",
+    "/saasodoo.v1.AdminService/ListAuditEvents",
+    "/saasodoo.v1.IdentityService/SignUp",
+    "/saasodoo.v1.IdentityService/SignIn",
+    "/saasodoo.v1.IdentityService/RefreshSession",
+    "/saasodoo.v1.IdentityService/SignOut",
+    "/saasodoo.v1.IdentityService/GetCurrentUser",
+    "/saasodoo.v1.IdentityService/CreateApiKey",
+    "/saasodoo.v1.IdentityService/ListApiKeys",
+    "/saasodoo.v1.IdentityService/DeleteApiKey",
+    "/saasodoo.v1.BackupService/CreateBackup",
+    "/saasodoo.v1.BackupService/GetBackup",
+    "/saasodoo.v1.BackupService/ListBackups",
+    "/saasodoo.v1.BackupService/DeleteBackup",
+    "/saasodoo.v1.BackupService/RestoreBackup",
+    "/saasodoo.v1.BackupService/GetBackupPolicy",
+    "/saasodoo.v1.BackupService/UpdateBackupPolicy",
 }
 
 # Every server of a run seals secrets with the same platform key, so servers that share a
@@ -492,11 +510,68 @@ def provisioning_settings(data_dir):
     }
 
 
+ADMIN_EMAIL = "admin@saasodoo.test"
+ADMIN_PASSWORD = "admin-password-for-tests"
+
+
+def identity_settings(data_dir):
+    """The bootstrap admin every test server gets, and limits loose enough for the suite
+    (the rate-limit tests set their own)."""
+    pw = Path(data_dir) / "admin-password"
+    pw.write_text(ADMIN_PASSWORD + "\n")
+    os.chmod(pw, 0o600)
+    return {
+        "identity": {"bootstrap_admin_email": f"\"{ADMIN_EMAIL}\"",
+                     "bootstrap_admin_password_file": f"\"{pw}\"",
+                     "access_token_seconds": 3600},
+        "ratelimit": {"principal_rate": 100000, "principal_burst": 100000,
+                      "address_rate": 100000, "address_burst": 100000},
+    }
+
+
+class _Auth(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+            grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds 'authorization: Bearer <token>' to every call that does not carry its own."""
+
+    def __init__(self, token_fn):
+        self.token_fn = token_fn
+
+    def _details(self, d):
+        md = list(d.metadata or [])
+        if not any(k == "authorization" for k, _ in md):
+            md.append(("authorization", f"Bearer {self.token_fn()}"))
+        return d._replace(metadata=md) if hasattr(d, "_replace") else _CallDetails(d, md)
+
+    def intercept_unary_unary(self, cont, d, req):
+        return cont(self._details(d), req)
+
+    def intercept_unary_stream(self, cont, d, req):
+        return cont(self._details(d), req)
+
+    def intercept_stream_unary(self, cont, d, it):
+        return cont(self._details(d), it)
+
+    def intercept_stream_stream(self, cont, d, it):
+        return cont(self._details(d), it)
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, d, md):
+        self.method = d.method
+        self.timeout = d.timeout
+        self.metadata = md
+        self.credentials = d.credentials
+        self.wait_for_ready = getattr(d, "wait_for_ready", None)
+        self.compression = getattr(d, "compression", None)
+
+
 def write_config(path: Path, listen, database_url, data_dir, workers=2, pool_size=4,
                  level="info", extra="", settings=None):
     """Writes a test config. settings ({section: {key: value}}) adds to or overrides the
     provisioning settings; values are written as given (quote strings that need it)."""
     sections = provisioning_settings(data_dir)
+    for sec, kv in identity_settings(data_dir).items():
+        sections.setdefault(sec, {}).update(kv)
     for sec, kv in (settings or {}).items():
         sections.setdefault(sec, {}).update(kv)
     text = ("grpc:\n"
@@ -747,20 +822,61 @@ class Server:
     # -- clients --------------------------------------------------------------
 
     def channel(self):
+        """A channel whose calls carry the bootstrap admin's token."""
         if self._channel is None:
-            self._channel = grpc.insecure_channel(self.address)
+            self._channel = self.new_channel()
         return self._channel
 
-    def new_channel(self, options=None):
+    def raw_channel(self, options=None):
+        """A channel without credentials."""
         return grpc.insecure_channel(self.address, options=options or [])
+
+    def new_channel(self, options=None, token=None):
+        """A new channel whose calls carry token (default: the admin's)."""
+        fn = (lambda: token) if token else self.admin_token
+        return grpc.intercept_channel(self.raw_channel(options), _Auth(fn))
 
     def close_channel(self):
         if self._channel is not None:
             self._channel.close()
             self._channel = None
 
-    def stub(self, stub_class):
+    def stub(self, stub_class, token=None):
+        """A stub calling as the admin, or with token."""
+        if token:
+            return stub_class(self.new_channel(token=token))
         return stub_class(self.channel())
+
+    def admin_token(self):
+        if getattr(self, "_admin_token", None) is None:
+            self._admin_token = self.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).access_token
+        return self._admin_token
+
+    def _identity_stub(self):
+        from saasodoo.v1 import identity_pb2_grpc
+        if getattr(self, "_raw", None) is None:
+            self._raw = self.raw_channel()
+        return identity_pb2_grpc.IdentityServiceStub(self._raw)
+
+    def sign_in(self, email, password):
+        """A Session for email/password (SignIn)."""
+        from saasodoo.v1 import identity_pb2
+        return self._identity_stub().SignIn(
+            identity_pb2.SignInRequest(email=email, password=password), timeout=30)
+
+    def sign_up(self, email=None, password="customer-password-1", display_name=""):
+        """Signs a new customer up; returns the Session (session.user.name is users/{id})."""
+        from saasodoo.v1 import identity_pb2
+        email = email or f"{unique_id('c')}@customer.test"
+        return self._identity_stub().SignUp(identity_pb2.SignUpRequest(
+            email=email, password=password, display_name=display_name), timeout=30)
+
+    def customer_stub(self, stub_class, email=None):
+        """A stub calling as a fresh customer; the customer's Session is stub.session."""
+        session = self.sign_up(email)
+        stub = stub_class(self.new_channel(token=session.access_token))
+        stub.session = session
+        return stub
 
     # -- logs -----------------------------------------------------------------
 

@@ -18,9 +18,11 @@ pytestmark = pytest.mark.usefixtures("parked_operations")
 EXAMPLE = REPO / "clients" / "python" / "example.py"
 
 
-def run_example(*args):
+def run_example(*args, token=None):
     env = dict(os.environ)
     env["PYTHONPATH"] = str(support.PYTHON_DIR)
+    if token:
+        env["SAASODOO_TOKEN"] = token
     return subprocess.run([support.PYTHON, str(EXAMPLE)] + list(args), stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                           timeout=60, cwd=str(REPO))
@@ -28,7 +30,7 @@ def run_example(*args):
 
 def test_example_creates_gets_and_lists(server):
     tid = unique_id("ex")
-    p = run_example(server.address, tid)
+    p = run_example(server.address, tid, token=server.admin_token())
     assert p.returncode == 0, p.stdout + p.stderr
     assert f"target=tenants/{tid}" in p.stdout
     assert "operation operations/" in p.stdout
@@ -44,8 +46,8 @@ def test_example_creates_gets_and_lists(server):
 
 def test_example_reports_errors_with_exit_code_1(server):
     tid = unique_id("ex")
-    assert run_example(server.address, tid).returncode == 0
-    p = run_example(server.address, tid)    # the id is taken now
+    assert run_example(server.address, tid, token=server.admin_token()).returncode == 0
+    p = run_example(server.address, tid, token=server.admin_token())    # the id is taken now
     assert p.returncode == 1
     assert "ALREADY_EXISTS" in p.stderr, p.stderr
 

@@ -305,7 +305,8 @@ def _nghttp_status(server, tmp_path, path, body, headers):
     data = tmp_path / "req.bin"
     data.write_bytes(_grpc_frame(body))
     argv = ["nghttp", "-v", "-n", "-t", "10",
-            "-H", ":method: POST", "-H", "content-type: application/grpc", "-H", "te: trailers"]
+            "-H", ":method: POST", "-H", "content-type: application/grpc", "-H", "te: trailers",
+            "-H", f"authorization: Bearer {server.admin_token()}"]
     for h in headers:
         argv += ["-H", h]
     argv += ["-d", str(data), f"http://{server.address}{path}"]

@@ -1,12 +1,16 @@
-/* Unit tests of the C client's protobuf-c -> JSON printer (saasodoo/json.h) and its
- * status helpers: field names, enums, maps, timestamps, escaping, defaults, errors. */
+/* Unit tests of the C client's protobuf-c -> JSON printer (saasodoo/json.h), its status
+ * helpers (field names, enums, maps, timestamps, escaping, defaults, errors) and the
+ * checks sdo_client_new_config makes before it connects (token, CA file). */
+#include <errno.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -322,6 +326,98 @@ static void test_status_helpers(void **state)
     sdo_status_clear(NULL);
 }
 
+/* A self-signed CA certificate (no key kept anywhere): valid PEM for the TLS path. */
+static const char test_ca_pem[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBmDCCAT2gAwIBAgIUQp1oi8ll35dQx4qQYuyyKCaY2T0wCgYIKoZIzj0EAwIw\n"
+    "IDEeMBwGA1UEAwwVc2Fhc29kb28tdW5pdC10ZXN0LWNhMCAXDTI2MTEyNjIyNDQw\n"
+    "MVoYDzIxMjYxMTAyMjI0NDAxWjAgMR4wHAYDVQQDDBVzYWFzb2Rvby11bml0LXRl\n"
+    "c3QtY2EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAASQ0g0eqMLBpWzOvifJTgce\n"
+    "HJKr9an9/qrVo4+4awcghovViU+zQAd1vNP+qRPkp5KSbzeWPaMIUNnmTppEiK4l\n"
+    "o1MwUTAdBgNVHQ4EFgQUvtM8nq4Ht4QulJyT6vpxqZtlXagwHwYDVR0jBBgwFoAU\n"
+    "vtM8nq4Ht4QulJyT6vpxqZtlXagwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQD\n"
+    "AgNJADBGAiEApGv2K/qDSRtxbWNzgmlcsyrA85DYArGVdHGhtxme6d0CIQCxwN0a\n"
+    "ilGP1Eo4CS26glWb4WxEUXJ87Nd2HLTk9f9xRQ==\n"
+    "-----END CERTIFICATE-----\n";
+
+/* Writes `len` bytes of `data` to a new temporary file; returns its path (static). */
+static const char *temp_file(const char *data, size_t len)
+{
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/sdo-client-test-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+        assert_true(n > 0);
+        data += n;
+        len -= (size_t)n;
+    }
+    assert_int_equal(close(fd), 0);
+    return path;
+}
+
+static void test_client_config(void **state)
+{
+    (void)state;
+    sdo_client_config cfg = {0};
+    sdo_client *c;
+
+    errno = 0;
+    assert_null(sdo_client_new_config("", NULL));
+    assert_int_equal(errno, EINVAL);
+    cfg.token = "line\nbreak";
+    errno = 0;
+    assert_null(sdo_client_new_config("127.0.0.1:1", &cfg));
+    assert_int_equal(errno, EINVAL);
+    cfg.token = "abc";
+
+    cfg.ca_file = "";
+    errno = 0;
+    assert_null(sdo_client_new_config("127.0.0.1:1", &cfg));
+    assert_int_equal(errno, EINVAL);
+    cfg.ca_file = "/nonexistent/saasodoo-ca.pem";
+    errno = 0;
+    assert_null(sdo_client_new_config("127.0.0.1:1", &cfg));
+    assert_int_equal(errno, ENOENT);
+
+    /* Not PEM at all. */
+    cfg.ca_file = temp_file("just text\n", 10);
+    errno = 0;
+    assert_null(sdo_client_new_config("127.0.0.1:1", &cfg));
+    assert_int_equal(errno, EINVAL);
+    unlink(cfg.ca_file);
+
+    /* Larger than the cap. */
+    size_t big_len = SDO_MAX_CA_FILE_BYTES + 10;
+    char *big = malloc(big_len);
+    assert_non_null(big);
+    memset(big, 'A', big_len);
+    memcpy(big, test_ca_pem, sizeof(test_ca_pem) - 1);
+    cfg.ca_file = temp_file(big, big_len);
+    free(big);
+    errno = 0;
+    assert_null(sdo_client_new_config("127.0.0.1:1", &cfg));
+    assert_int_equal(errno, EFBIG);
+    unlink(cfg.ca_file);
+
+    /* A real certificate: the client is made; nothing listens, so the call is UNAVAILABLE. */
+    cfg.ca_file = temp_file(test_ca_pem, sizeof(test_ca_pem) - 1);
+    c = sdo_client_new_config("127.0.0.1:1", &cfg);
+    unlink(cfg.ca_file);
+    assert_non_null(c);
+    sdo_client_set_timeout(c, 5000);
+    Saasodoo__V1__GetTenantRequest req = SAASODOO__V1__GET_TENANT_REQUEST__INIT;
+    Saasodoo__V1__Tenant *t = NULL;
+    sdo_status st = {0};
+    req.name = "tenants/acme";
+    assert_int_equal(sdo_tenant_service_get_tenant(c, &req, &t, &st), -SDO_UNAVAILABLE);
+    assert_null(t);
+    assert_int_equal(st.code, SDO_UNAVAILABLE);
+    sdo_status_clear(&st);
+    sdo_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -335,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_status_helpers),
+        cmocka_unit_test(test_client_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

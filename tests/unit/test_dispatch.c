@@ -366,9 +366,9 @@ static int ic_before(rpc_ctx *ctx)
 static void test_interceptors_in_order(void **state)
 {
     (void)state;
-    static const rpc_interceptor first = {"first", ic_before, NULL, NULL};
-    static const rpc_interceptor second = {"second", NULL, NULL, NULL};
-    static const rpc_interceptor third = {"third", ic_before, NULL, NULL};
+    static const rpc_interceptor first = {"first", ic_before, NULL, NULL, NULL};
+    static const rpc_interceptor second = {"second", NULL, NULL, NULL, NULL};
+    static const rpc_interceptor third = {"third", ic_before, NULL, NULL, NULL};
     rpc_registry *r = rpc_registry_new();
     assert_non_null(r);
     rpc_registry_intercept(r, &first);

@@ -47,7 +47,7 @@ static int admin_fsck(cli_ctx *ctx, const cli_args *a)
 
     req.repair = args_flag(a, "repair");
     if (cli_client(ctx) == NULL)
-        return CLI_EXIT_FAILURE;
+        return ctx->client_rc;
     rc = sdo_admin_service_check_consistency(ctx->client, &req, &r, &st);
     if (rc < 0) {
         rc = cli_rpc_error(rc, &st);

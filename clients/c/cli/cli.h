@@ -46,19 +46,40 @@ typedef struct cli_args {
     size_t npos;
 } cli_args;
 
+/* Where the server address or the token came from. */
+typedef enum { SRC_DEFAULT, SRC_FLAG, SRC_ENV, SRC_FILE } cli_source;
+
+/* The signed-in session kept by `saasodoo login` (credentials.c). Strings are owned. */
+typedef struct cli_creds {
+    char *server;
+    char *ca_file; /* NULL: plaintext */
+    char *user;    /* users/ID */
+    char *email;
+    char *access_token;
+    int64_t access_expires; /* Unix seconds; 0 unknown */
+    char *refresh_token;    /* NULL: none */
+    int64_t refresh_expires;
+} cli_creds;
+
 /* What every command runs with. The client is created on first use. */
 typedef struct cli_ctx {
     const char *server;
-    const char *token;
+    cli_source server_src;
+    const char *ca_file; /* --ca-file or SAASODOO_TLS_CA; NULL: see the credentials */
+    const char *token;   /* SAASODOO_TOKEN; NULL: the credentials file, if any */
     cli_output output;
     int64_t timeout_ms; /* unary deadline; 0 none */
     bool timeout_set;   /* --timeout given: also bounds streams */
+    bool anonymous;     /* no token at all (login) */
+    cli_creds creds;    /* loaded from the credentials file when used */
+    bool creds_loaded;
     sdo_client *client;
+    int client_rc; /* exit code when cli_client failed */
 } cli_ctx;
 
 typedef struct cli_cmd {
     const char *group;
-    const char *verb;
+    const char *verb;       /* NULL: the group is the command (`saasodoo login`) */
     const char *args_usage; /* e.g. "ID --plan PLAN [options]" */
     const char *summary;
     const cli_opt *opts; /* terminated by an entry with name NULL */
@@ -90,8 +111,10 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "saasodoo: <message>" to stderr; returns CLI_EXIT_FAILURE. */
 int cli_failure(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "saasodoo: CODE: message" (and any field violations) to stderr; returns the
- * exit code for the failed call. */
+ * exit code for the failed call. After UNAUTHENTICATED it adds the hint set last. */
 int cli_rpc_error(int rc, const sdo_status *st);
+/* What to tell a caller whose call came back UNAUTHENTICATED (copied; NULL: nothing). */
+void cli_set_auth_hint(const char *hint);
 /* Prints `m` as pretty JSON (one_line: compact) and a newline to stdout. */
 int cli_print_json(const ProtobufCMessage *m, bool one_line);
 /* Prints every field of `m` as aligned "key: value" lines. */
@@ -128,19 +151,61 @@ int cli_list(cli_ctx *ctx, const cli_args *a, const cli_list_spec *spec, Protobu
              char **token_slot);
 
 /* main.c */
-/* The context's client, created on first use; NULL (after saying why) on failure. */
+/* The context's client, created on first use with the token that applies (refreshing a
+ * stored session that has expired); NULL on failure, after saying why, with the exit
+ * code in ctx->client_rc. */
 sdo_client *cli_client(cli_ctx *ctx);
+/* The address and CA file calls go to: flags and environment first, then the stored
+ * session's, then the default. */
+const char *cli_server(cli_ctx *ctx);
+const char *cli_ca_file(cli_ctx *ctx);
+/* A client without a token for the same server (sign-in, refresh). Caller frees.
+ * NULL after saying why. */
+sdo_client *cli_anonymous_client(cli_ctx *ctx);
+/* Asks "question [y/N] " on the terminal; true for y or yes. False when stdin is no tty. */
+bool cli_confirm(const char *question);
 /* "acme" or "tenants/acme" -> "tenants/acme" in buf; CLI_EXIT_USAGE when malformed. */
 int cli_resource_name(const char *collection, const char *arg, char *buf, size_t size);
 
 /* operations.c */
 /* Follows operation `name` until it ends, printing each update; returns the exit code. */
 int cli_watch_operation(cli_ctx *ctx, const char *name);
+/* Prints an Operation a mutating call returned, or follows it when the command's --wait
+ * was given. Returns the exit code. */
+int cli_print_operation(cli_ctx *ctx, const cli_args *a, Saasodoo__V1__Operation *op);
 
-/* tenants.c, operations.c, servers.c, admin.c */
+/* credentials.c */
+/* The credentials file: $XDG_CONFIG_HOME/saasodoo/credentials, else
+ * ~/.config/saasodoo/credentials. Returns 0 or CLI_EXIT_FAILURE after saying why. */
+int creds_path(char *buf, size_t size);
+/* Loads the file into *c. Returns 1 when loaded, 0 when there is none, or
+ * CLI_EXIT_FAILURE (negated: -1) after saying why. */
+int creds_load(cli_creds *c);
+/* Writes *c atomically (temporary file + rename), mode 0600 in a 0700 directory.
+ * Returns 0 or CLI_EXIT_FAILURE after saying why. */
+int creds_save(const cli_creds *c);
+/* Removes the file. Returns 1 removed, 0 there was none, or CLI_EXIT_FAILURE. */
+int creds_remove(void);
+void creds_clear(cli_creds *c);
+/* Fills *c from a Session and the server it came from. Returns 0 or -1 (out of memory). */
+int creds_from_session(cli_creds *c, const Saasodoo__V1__Session *s, const char *server,
+                       const char *ca_file);
+/* Makes sure the stored access token is usable: when it expires within a minute and a
+ * refresh token exists, calls RefreshSession and rewrites the file, holding a lock so
+ * that concurrent commands refresh once. Returns 0 or the exit code after saying why. */
+int creds_ensure_fresh(cli_ctx *ctx);
+
+/* tenants.c, operations.c, servers.c, admin.c, identity.c, backups.c, users.c */
 extern const cli_cmd cli_tenant_cmds[];
 extern const cli_cmd cli_operation_cmds[];
 extern const cli_cmd cli_server_cmds[];
 extern const cli_cmd cli_admin_cmds[];
+extern const cli_cmd cli_login_cmd;
+extern const cli_cmd cli_logout_cmd;
+extern const cli_cmd cli_whoami_cmd;
+extern const cli_cmd cli_apikey_cmds[];
+extern const cli_cmd cli_backup_cmds[];
+extern const cli_cmd cli_user_cmds[];
+extern const cli_cmd cli_audit_cmds[];
 
 #endif /* SAASODOO_CLI_H */

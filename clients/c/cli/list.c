@@ -69,7 +69,7 @@ int cli_list(cli_ctx *ctx, const cli_args *a, const cli_list_spec *spec, Protobu
         return cli_failure("out of memory");
     if (cli_client(ctx) == NULL) {
         free(token);
-        return CLI_EXIT_FAILURE;
+        return ctx->client_rc;
     }
 
     for (;;) {

@@ -5,6 +5,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -14,9 +16,11 @@
 
 static const cli_opt global_opts[] = {
     {"server", 's', "HOST:PORT", false,
-     "server address (env SAASODOO_SERVER, default " CLI_DEFAULT_SERVER ")"},
+     "server address (env SAASODOO_SERVER, then the signed-in one, default " CLI_DEFAULT_SERVER
+     ")"},
+    {"ca-file", 0, "FILE", false,
+     "use TLS, trusting the PEM root certificates in FILE (env SAASODOO_TLS_CA)"},
     {"output", 'o', "FORMAT", false, "table (default) or json"},
-    {"token", 0, "TOKEN", false, "bearer token sent as authorization (env SAASODOO_TOKEN)"},
     {"timeout", 0, "SECONDS", false, "deadline per call (default 30; watch: none)"},
     {"help", 'h', NULL, false, "show help; after a group or command, help for it"},
     {"version", 0, NULL, false, "print the version and exit"},
@@ -27,14 +31,25 @@ static const struct {
     const char *name;
     const char *alias;
     const char *summary;
-    const cli_cmd *cmds;
+    const cli_cmd *cmds;   /* the group's commands, or NULL ... */
+    const cli_cmd *direct; /* ... for a command without a verb */
 } groups[] = {
+    {"login", NULL, "sign in and keep the session for the commands after it", NULL, &cli_login_cmd},
+    {"logout", NULL, "end the session and forget it", NULL, &cli_logout_cmd},
+    {"whoami", NULL, "show the user the calls are made as", NULL, &cli_whoami_cmd},
     {"tenants", "tenant",
-     "Odoo instances: create, get, list, update, delete, suspend, resume, migrate",
-     cli_tenant_cmds},
-    {"operations", "operation", "long-running work: get, list, watch, cancel", cli_operation_cmds},
-    {"servers", "server", "database servers: list, create, update, drain, delete", cli_server_cmds},
-    {"admin", NULL, "platform administration: fsck (consistency check)", cli_admin_cmds},
+     "Odoo instances: create, get, list, update, delete, suspend, resume, migrate", cli_tenant_cmds,
+     NULL},
+    {"operations", "operation", "long-running work: get, list, watch, cancel", cli_operation_cmds,
+     NULL},
+    {"backups", "backup", "tenant backups: create, list, get, restore, delete, policy",
+     cli_backup_cmds, NULL},
+    {"apikeys", "apikey", "API keys for scripts: create, list, delete", cli_apikey_cmds, NULL},
+    {"servers", "server", "database servers: list, create, update, drain, delete", cli_server_cmds,
+     NULL},
+    {"users", "user", "platform users (admin): list, update", cli_user_cmds, NULL},
+    {"audit", NULL, "the audit log (admin): list", cli_audit_cmds, NULL},
+    {"admin", NULL, "platform administration: fsck (consistency check)", cli_admin_cmds, NULL},
 };
 #define N_GROUPS (sizeof(groups) / sizeof(groups[0]))
 
@@ -57,13 +72,18 @@ static void print_exit_codes(FILE *f)
 static void print_top_help(FILE *f)
 {
     fputs("Usage: saasodoo [options] <group> <command> [arguments]\n\n"
-          "Manage saasodoo tenants, operations and database servers over gRPC.\n\n"
-          "Groups:\n",
+          "Manage saasodoo tenants, backups, users and database servers over gRPC.\n\n"
+          "Commands and groups:\n",
           f);
     for (size_t g = 0; g < N_GROUPS; g++)
         fprintf(f, "  %-12s %s\n", groups[g].name, groups[g].summary);
     fputs("\nOptions (accepted anywhere on the line):\n", f);
     args_print_options(f, global_opts);
+    fputs("\nAuthentication: the token in SAASODOO_TOKEN (an access token or an API key), else\n"
+          "the session 'saasodoo login' stored in $XDG_CONFIG_HOME/saasodoo/credentials\n"
+          "(default ~/.config/saasodoo/credentials) for the server it signed in to; an expired\n"
+          "access token there is renewed with its refresh token.\n",
+          f);
     fputs("After 'tenants migrate', --server names the target database server: give the address\n"
           "before the group or as -s there.\n",
           f);
@@ -83,8 +103,8 @@ static void print_group_help(FILE *f, size_t g)
 
 static void print_cmd_help(FILE *f, const cli_cmd *c)
 {
-    fprintf(f, "Usage: saasodoo [options] %s %s %s\n\n%s\n", c->group, c->verb, c->args_usage,
-            c->summary);
+    fprintf(f, "Usage: saasodoo [options] %s%s%s %s\n\n%s\n", c->group, c->verb ? " " : "",
+            c->verb ? c->verb : "", c->args_usage, c->summary);
     if (c->opts != NULL && c->opts[0].name != NULL) {
         fputs("\nOptions:\n", f);
         args_print_options(f, c->opts);
@@ -98,7 +118,7 @@ static void print_cmd_help(FILE *f, const cli_cmd *c)
             fprintf(f,
                     "After '%s %s', --%s is the command's own option: give the global one "
                     "before the group",
-                    c->group, c->verb, g->name);
+                    c->group, c->verb ? c->verb : "", g->name);
             if (g->short_name)
                 fprintf(f, " or as -%c", g->short_name);
             fputs(".\n", f);
@@ -126,9 +146,13 @@ static int apply_globals(cli_ctx *ctx, const cli_args *a)
         if (v[0] == '\0')
             return cli_usage_error("--server must not be empty");
         ctx->server = v;
+        ctx->server_src = SRC_FLAG;
     }
-    if ((v = args_value(a, "token")) != NULL)
-        ctx->token = v;
+    if ((v = args_value(a, "ca-file")) != NULL) {
+        if (v[0] == '\0')
+            return cli_usage_error("--ca-file must name a file");
+        ctx->ca_file = v;
+    }
     if ((v = args_value(a, "output")) != NULL) {
         if (strcmp(v, "table") == 0)
             ctx->output = OUT_TABLE;
@@ -149,21 +173,118 @@ static int apply_globals(cli_ctx *ctx, const cli_args *a)
     if (ctx->token != NULL) {
         for (const char *p = ctx->token; *p; p++)
             if (*p < 0x20 || *p > 0x7e)
-                return cli_usage_error("the token may only hold printable ASCII characters");
+                return cli_usage_error("SAASODOO_TOKEN may only hold printable ASCII characters");
     }
     return 0;
 }
 
+/* Loads the stored session once; false when there is none or it cannot be read (said). */
+static bool have_creds(cli_ctx *ctx)
+{
+    if (!ctx->creds_loaded) {
+        ctx->creds_loaded = true;
+        if (creds_load(&ctx->creds) != 1)
+            return false;
+    }
+    return ctx->creds.server != NULL;
+}
+
+const char *cli_server(cli_ctx *ctx)
+{
+    if (ctx->server_src == SRC_DEFAULT && have_creds(ctx))
+        return ctx->creds.server;
+    return ctx->server;
+}
+
+/* The stored session applies when it was made with the server the calls go to. */
+static bool creds_apply(cli_ctx *ctx)
+{
+    return have_creds(ctx) && strcmp(ctx->creds.server, cli_server(ctx)) == 0;
+}
+
+const char *cli_ca_file(cli_ctx *ctx)
+{
+    if (ctx->ca_file != NULL)
+        return ctx->ca_file;
+    return creds_apply(ctx) ? ctx->creds.ca_file : NULL;
+}
+
+static sdo_client *new_client(cli_ctx *ctx, const char *token)
+{
+    const char *server = cli_server(ctx), *ca = cli_ca_file(ctx);
+    sdo_client_config cfg = {.token = token, .ca_file = ca, .tls = false};
+    sdo_client *c = sdo_client_new_config(server, &cfg);
+
+    if (c != NULL) {
+        sdo_client_set_timeout(c, ctx->timeout_ms);
+        return c;
+    }
+    if (ca != NULL && errno == EINVAL)
+        cli_failure("cannot use the CA file %s: it holds no PEM certificate", ca);
+    else if (ca != NULL && errno == EFBIG)
+        cli_failure("cannot use the CA file %s: larger than %d bytes", ca, SDO_MAX_CA_FILE_BYTES);
+    else if (ca != NULL && errno != ENOMEM)
+        cli_failure("cannot read the CA file %s: %s", ca, strerror(errno));
+    else
+        cli_failure("cannot create a client for '%s': %s", server, strerror(errno));
+    ctx->client_rc = CLI_EXIT_FAILURE;
+    return NULL;
+}
+
+sdo_client *cli_anonymous_client(cli_ctx *ctx)
+{
+    return new_client(ctx, NULL);
+}
+
 sdo_client *cli_client(cli_ctx *ctx)
 {
-    if (ctx->client == NULL) {
-        ctx->client = sdo_client_new(ctx->server, ctx->token);
-        if (ctx->client != NULL)
-            sdo_client_set_timeout(ctx->client, ctx->timeout_ms);
-        else
-            cli_failure("cannot create a client for '%s': %s", ctx->server, strerror(errno));
+    char hint[400];
+    const char *token = NULL;
+    int rc;
+
+    if (ctx->client != NULL)
+        return ctx->client;
+    if (ctx->anonymous) {
+        cli_set_auth_hint(NULL);
+    } else if (ctx->token != NULL) {
+        token = ctx->token;
+        cli_set_auth_hint("The token in SAASODOO_TOKEN was not accepted: it may have expired "
+                          "or been revoked.");
+    } else if (creds_apply(ctx)) {
+        if ((rc = creds_ensure_fresh(ctx)) != 0) {
+            ctx->client_rc = rc;
+            return NULL;
+        }
+        token = ctx->creds.access_token;
+        snprintf(hint, sizeof(hint),
+                 "The session stored for %s is no longer valid: run 'saasodoo login'.",
+                 ctx->creds.server);
+        cli_set_auth_hint(hint);
+    } else if (have_creds(ctx)) {
+        snprintf(hint, sizeof(hint),
+                 "Not signed in to %s (the stored session is for %s): run 'saasodoo --server "
+                 "%s login' or set SAASODOO_TOKEN.",
+                 cli_server(ctx), ctx->creds.server, cli_server(ctx));
+        cli_set_auth_hint(hint);
+    } else {
+        cli_set_auth_hint("Not signed in: run 'saasodoo login' or set SAASODOO_TOKEN.");
     }
+    ctx->client = new_client(ctx, token);
     return ctx->client;
+}
+
+bool cli_confirm(const char *question)
+{
+    char answer[16];
+
+    if (!isatty(STDIN_FILENO))
+        return false;
+    fprintf(stderr, "%s [y/N] ", question);
+    fflush(stderr);
+    if (fgets(answer, sizeof(answer), stdin) == NULL)
+        return false;
+    answer[strcspn(answer, "\r\n")] = '\0';
+    return strcasecmp(answer, "y") == 0 || strcasecmp(answer, "yes") == 0;
 }
 
 int cli_resource_name(const char *collection, const char *arg, char *buf, size_t size)
@@ -220,10 +341,11 @@ static int run(int argc, char **argv, cli_ctx *ctx)
     }
     int g = find_group(gname);
     if (g < 0)
-        return cli_usage_error("unknown group '%s' (expected tenants, operations, servers or "
-                               "admin)",
-                               gname);
+        return cli_usage_error("unknown command or group '%s' (see 'saasodoo --help')", gname);
     cli_set_help_hint(groups[g].name, NULL);
+    const cli_cmd *cmd = groups[g].direct;
+    if (cmd != NULL)
+        goto parse_command;
     if ((rc = args_parse(argc, argv, &i, global_opts, NULL, true, &pre)) != 0)
         return rc;
     if (args_flag(&pre, "version")) {
@@ -239,7 +361,6 @@ static int run(int argc, char **argv, cli_ctx *ctx)
         return CLI_EXIT_USAGE;
     }
     const char *verb = argv[i++];
-    const cli_cmd *cmd = NULL;
     for (const cli_cmd *c = groups[g].cmds; c->verb != NULL; c++)
         if (strcmp(c->verb, verb) == 0)
             cmd = c;
@@ -252,6 +373,7 @@ static int run(int argc, char **argv, cli_ctx *ctx)
     }
     cli_set_help_hint(cmd->group, cmd->verb);
 
+parse_command:
     rest = pre;
     if ((rc = args_parse(argc, argv, &i, global_opts, cmd->opts, false, &rest)) != 0)
         return rc;
@@ -266,11 +388,12 @@ static int run(int argc, char **argv, cli_ctx *ctx)
     split_globals(&rest, &globals);
     if ((rc = apply_globals(ctx, &globals)) != 0)
         return rc;
+    const char *sp = cmd->verb ? " " : "", *verb_text = cmd->verb ? cmd->verb : "";
     if (rest.npos < cmd->min_pos)
-        return cli_usage_error("'%s %s' needs %s", cmd->group, cmd->verb, cmd->args_usage);
+        return cli_usage_error("'%s%s%s' needs %s", cmd->group, sp, verb_text, cmd->args_usage);
     if (rest.npos > cmd->max_pos)
-        return cli_usage_error("unexpected argument '%s' for '%s %s'", rest.pos[cmd->max_pos],
-                               cmd->group, cmd->verb);
+        return cli_usage_error("unexpected argument '%s' for '%s%s%s'", rest.pos[cmd->max_pos],
+                               cmd->group, sp, verb_text);
     return cmd->run(ctx, &rest);
 }
 
@@ -282,14 +405,20 @@ int main(int argc, char **argv)
         .timeout_ms = SDO_DEFAULT_TIMEOUT_MS,
     };
     const char *env = getenv("SAASODOO_SERVER");
-    if (env != NULL && env[0] != '\0')
+    if (env != NULL && env[0] != '\0') {
         ctx.server = env;
+        ctx.server_src = SRC_ENV;
+    }
     env = getenv("SAASODOO_TOKEN");
     if (env != NULL && env[0] != '\0')
         ctx.token = env;
+    env = getenv("SAASODOO_TLS_CA");
+    if (env != NULL && env[0] != '\0')
+        ctx.ca_file = env;
 
     int rc = run(argc, argv, &ctx);
     sdo_client_free(ctx.client);
+    creds_clear(&ctx.creds);
     if (fflush(stdout) != 0 && rc == CLI_EXIT_OK)
         rc = cli_failure("cannot write the output");
     return rc;

@@ -69,7 +69,7 @@ int cli_watch_operation(cli_ctx *ctx, const char *name)
     int rc;
 
     if (cli_client(ctx) == NULL)
-        return CLI_EXIT_FAILURE;
+        return ctx->client_rc;
     req.name = (char *)name;
     rc = sdo_operation_service_watch_operation(ctx->client, &req, &opts, &s, &st);
     if (rc < 0) {
@@ -105,6 +105,13 @@ out:
     return rc;
 }
 
+int cli_print_operation(cli_ctx *ctx, const cli_args *a, Saasodoo__V1__Operation *op)
+{
+    if (args_flag(a, "wait") && !op->done)
+        return cli_watch_operation(ctx, op->name);
+    return print_op(ctx, op);
+}
+
 static int operations_get(cli_ctx *ctx, const cli_args *a)
 {
     Saasodoo__V1__GetOperationRequest req = SAASODOO__V1__GET_OPERATION_REQUEST__INIT;
@@ -117,7 +124,7 @@ static int operations_get(cli_ctx *ctx, const cli_args *a)
         return rc;
     req.name = name;
     if (cli_client(ctx) == NULL)
-        return CLI_EXIT_FAILURE;
+        return ctx->client_rc;
     rc = sdo_operation_service_get_operation(ctx->client, &req, &op, &st);
     if (rc < 0) {
         rc = cli_rpc_error(rc, &st);
@@ -141,7 +148,7 @@ static int operations_cancel(cli_ctx *ctx, const cli_args *a)
         return rc;
     req.name = name;
     if (cli_client(ctx) == NULL)
-        return CLI_EXIT_FAILURE;
+        return ctx->client_rc;
     rc = sdo_operation_service_cancel_operation(ctx->client, &req, &op, &st);
     if (rc < 0) {
         rc = cli_rpc_error(rc, &st);

@@ -106,6 +106,14 @@ static void print_details(const sdo_status *st)
     google__rpc__status__free_unpacked(rs, NULL);
 }
 
+/* Told after an UNAUTHENTICATED answer: how to sign in. */
+static char auth_hint[512];
+
+void cli_set_auth_hint(const char *hint)
+{
+    snprintf(auth_hint, sizeof(auth_hint), "%s", hint != NULL ? hint : "");
+}
+
 int cli_rpc_error(int rc, const sdo_status *st)
 {
     int code = st != NULL && st->code != SDO_OK ? st->code : -rc;
@@ -119,6 +127,8 @@ int cli_rpc_error(int rc, const sdo_status *st)
     fputc('\n', stderr);
     if (st != NULL && st->details_len > 0)
         print_details(st);
+    if (code == SDO_UNAUTHENTICATED && auth_hint[0] != '\0')
+        fprintf(stderr, "%s\n", auth_hint);
     return CLI_EXIT_RPC + code;
 }
 

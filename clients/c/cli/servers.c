@@ -131,7 +131,7 @@ static int servers_create(cli_ctx *ctx, const cli_args *a)
     req.database_server = &srv;
 
     if (cli_client(ctx) == NULL)
-        return CLI_EXIT_FAILURE;
+        return ctx->client_rc;
     rc = sdo_admin_service_create_database_server(ctx->client, &req, &out, &st);
     if (rc < 0) {
         rc = cli_rpc_error(rc, &st);
@@ -159,7 +159,7 @@ static int update_server(cli_ctx *ctx, Saasodoo__V1__DatabaseServer *srv, char *
     req.database_server = srv;
     req.update_mask = &mask;
     if (cli_client(ctx) == NULL)
-        return CLI_EXIT_FAILURE;
+        return ctx->client_rc;
     rc = sdo_admin_service_update_database_server(ctx->client, &req, &out, &st);
     if (rc < 0) {
         rc = cli_rpc_error(rc, &st);
@@ -236,7 +236,7 @@ static int servers_delete(cli_ctx *ctx, const cli_args *a)
         return rc;
     req.name = name;
     if (cli_client(ctx) == NULL)
-        return CLI_EXIT_FAILURE;
+        return ctx->client_rc;
     rc = sdo_admin_service_delete_database_server(ctx->client, &req, &out, &st);
     if (rc < 0) {
         rc = cli_rpc_error(rc, &st);

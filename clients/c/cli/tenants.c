@@ -9,16 +9,6 @@
 #define NAME_MAX_LEN 256
 #define MAX_LABELS 64
 
-/* Prints an Operation returned by a mutating call, or follows it with --wait. */
-static int print_operation(cli_ctx *ctx, const cli_args *a, Saasodoo__V1__Operation *op)
-{
-    if (args_flag(a, "wait") && !op->done)
-        return cli_watch_operation(ctx, op->name);
-    if (ctx->output == OUT_JSON)
-        return cli_print_json(&op->base, false);
-    return cli_print_describe(&op->base);
-}
-
 /* Fills `entries`/`ptrs` from the --label k=v options. Returns 0 or CLI_EXIT_USAGE. */
 static int parse_labels(const cli_args *a, Saasodoo__V1__Tenant__LabelsEntry *entries,
                         Saasodoo__V1__Tenant__LabelsEntry **ptrs, char (*keys)[NAME_MAX_LEN],
@@ -89,14 +79,14 @@ static int tenants_create(cli_ctx *ctx, const cli_args *a)
         req.request_id = (char *)v;
 
     if (cli_client(ctx) == NULL)
-        return CLI_EXIT_FAILURE;
+        return ctx->client_rc;
     rc = sdo_tenant_service_create_tenant(ctx->client, &req, &op, &st);
     if (rc < 0) {
         rc = cli_rpc_error(rc, &st);
         sdo_status_clear(&st);
         return rc;
     }
-    rc = print_operation(ctx, a, op);
+    rc = cli_print_operation(ctx, a, op);
     protobuf_c_message_free_unpacked(&op->base, NULL);
     return rc;
 }
@@ -113,7 +103,7 @@ static int tenants_get(cli_ctx *ctx, const cli_args *a)
         return rc;
     req.name = name;
     if (cli_client(ctx) == NULL)
-        return CLI_EXIT_FAILURE;
+        return ctx->client_rc;
     rc = sdo_tenant_service_get_tenant(ctx->client, &req, &t, &st);
     if (rc < 0) {
         rc = cli_rpc_error(rc, &st);
@@ -212,7 +202,7 @@ static int tenants_update(cli_ctx *ctx, const cli_args *a)
         req.request_id = (char *)v;
 
     if (cli_client(ctx) == NULL)
-        return CLI_EXIT_FAILURE;
+        return ctx->client_rc;
     rc = sdo_tenant_service_update_tenant(ctx->client, &req, &t, &st);
     if (rc < 0) {
         rc = cli_rpc_error(rc, &st);
@@ -271,14 +261,14 @@ static int tenants_migrate(cli_ctx *ctx, const cli_args *a)
         req.request_id = (char *)v;
 
     if (cli_client(ctx) == NULL)
-        return CLI_EXIT_FAILURE;
+        return ctx->client_rc;
     rc = sdo_tenant_service_migrate_tenant(ctx->client, &req, &op, &st);
     if (rc < 0) {
         rc = cli_rpc_error(rc, &st);
         sdo_status_clear(&st);
         return rc;
     }
-    rc = print_operation(ctx, a, op);
+    rc = cli_print_operation(ctx, a, op);
     protobuf_c_message_free_unpacked(&op->base, NULL);
     return rc;
 }
@@ -298,7 +288,7 @@ static int tenants_lifecycle(cli_ctx *ctx, const cli_args *a, int which)
     if ((rc = cli_resource_name("tenants", a->pos[0], name, sizeof(name))) != 0)
         return rc;
     if (cli_client(ctx) == NULL)
-        return CLI_EXIT_FAILURE;
+        return ctx->client_rc;
     switch (which) {
     case 0:
         del.name = name;
@@ -323,7 +313,7 @@ static int tenants_lifecycle(cli_ctx *ctx, const cli_args *a, int which)
         sdo_status_clear(&st);
         return rc;
     }
-    rc = print_operation(ctx, a, op);
+    rc = cli_print_operation(ctx, a, op);
     protobuf_c_message_free_unpacked(&op->base, NULL);
     return rc;
 }

@@ -1,0 +1,382 @@
+/* `saasodoo backups ...`: create, list, get, restore and delete a tenant's backups and
+ * show or change its backup policy, through BackupService. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cli.h"
+
+#define NAME_MAX_LEN 512
+
+/* "acme/BACKUP" or "tenants/acme/backups/BACKUP" -> "tenants/acme/backups/BACKUP". */
+static int backup_name(const char *arg, char *buf, size_t size)
+{
+    const char *tenant = arg, *slash, *id = NULL;
+
+    if (strncmp(arg, "tenants/", 8) == 0) {
+        tenant = arg + 8;
+        slash = strchr(tenant, '/');
+        if (slash != NULL && strncmp(slash, "/backups/", 9) == 0)
+            id = slash + 9;
+    } else if ((slash = strchr(arg, '/')) != NULL) {
+        id = slash + 1;
+    }
+    if (id == NULL || slash == tenant || id[0] == '\0' || strchr(id, '/') != NULL)
+        return cli_usage_error("'%s' is not a valid backup: expected TENANT/BACKUP or "
+                               "tenants/TENANT/backups/BACKUP",
+                               arg);
+    if ((size_t)snprintf(buf, size, "tenants/%.*s/backups/%s", (int)(slash - tenant), tenant, id) >=
+        size)
+        return cli_usage_error("'%s' is too long", arg);
+    return 0;
+}
+
+static int print_backup(cli_ctx *ctx, const ProtobufCMessage *m)
+{
+    return ctx->output == OUT_JSON ? cli_print_json(m, false) : cli_print_describe(m);
+}
+
+static int backups_create(cli_ctx *ctx, const cli_args *a)
+{
+    Saasodoo__V1__CreateBackupRequest req = SAASODOO__V1__CREATE_BACKUP_REQUEST__INIT;
+    Saasodoo__V1__Operation *op = NULL;
+    char parent[NAME_MAX_LEN];
+    sdo_status st = {0};
+    const char *v;
+    int rc;
+
+    if ((rc = cli_resource_name("tenants", a->pos[0], parent, sizeof(parent))) != 0)
+        return rc;
+    req.parent = parent;
+    if ((v = args_value(a, "description")) != NULL)
+        req.description = (char *)v;
+    if ((v = args_value(a, "request-id")) != NULL)
+        req.request_id = (char *)v;
+    if (cli_client(ctx) == NULL)
+        return ctx->client_rc;
+    rc = sdo_backup_service_create_backup(ctx->client, &req, &op, &st);
+    if (rc < 0) {
+        rc = cli_rpc_error(rc, &st);
+        sdo_status_clear(&st);
+        return rc;
+    }
+    rc = cli_print_operation(ctx, a, op);
+    protobuf_c_message_free_unpacked(&op->base, NULL);
+    return rc;
+}
+
+static int backups_get(cli_ctx *ctx, const cli_args *a)
+{
+    Saasodoo__V1__GetBackupRequest req = SAASODOO__V1__GET_BACKUP_REQUEST__INIT;
+    Saasodoo__V1__Backup *b = NULL;
+    char name[NAME_MAX_LEN];
+    sdo_status st = {0};
+    int rc;
+
+    if ((rc = backup_name(a->pos[0], name, sizeof(name))) != 0)
+        return rc;
+    req.name = name;
+    if (cli_client(ctx) == NULL)
+        return ctx->client_rc;
+    rc = sdo_backup_service_get_backup(ctx->client, &req, &b, &st);
+    if (rc < 0) {
+        rc = cli_rpc_error(rc, &st);
+        sdo_status_clear(&st);
+        return rc;
+    }
+    rc = print_backup(ctx, &b->base);
+    protobuf_c_message_free_unpacked(&b->base, NULL);
+    return rc;
+}
+
+/* 1536 -> "1.5KiB"; no spaces, so a table cell stays one word. */
+static const char *human_size(int64_t n, char *buf, size_t size)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = (double)n;
+    size_t u = 0;
+
+    while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, size, "%" PRId64 "B", n);
+    else
+        snprintf(buf, size, "%.1f%s", v, units[u]);
+    return buf;
+}
+
+static int add_backup_row(cli_table *tbl, const ProtobufCMessage *m)
+{
+    const Saasodoo__V1__Backup *b = (const Saasodoo__V1__Backup *)m;
+    char sbuf[16], tbuf[16], size[32], when[SDO_TIMESTAMP_BUFSIZE];
+    const char *cells[6] = {
+        b->name,
+        cli_enum_name(&saasodoo__v1__backup__state__descriptor, (int)b->state, sbuf),
+        cli_enum_name(&saasodoo__v1__backup__trigger__descriptor, (int)b->trigger, tbuf),
+        human_size(b->size_bytes, size, sizeof(size)),
+        b->create_time ? cli_time(&b->create_time->base, when) : "-",
+        b->description,
+    };
+    return table_add(tbl, cells);
+}
+
+static int backups_list(cli_ctx *ctx, const cli_args *a)
+{
+    static const char *const headers[] = {"NAME", "STATE",   "TRIGGER",
+                                          "SIZE", "CREATED", "DESCRIPTION"};
+    static const cli_list_spec spec = {
+        .method = SDO_METHOD_BACKUP_SERVICE_LIST_BACKUPS,
+        .resp_desc = &saasodoo__v1__list_backups_response__descriptor,
+        .items_field = "backups",
+        .noun = "backups",
+        .ncols = 6,
+        .headers = headers,
+        .add_row = add_backup_row,
+    };
+    Saasodoo__V1__ListBackupsRequest req = SAASODOO__V1__LIST_BACKUPS_REQUEST__INIT;
+    char parent[NAME_MAX_LEN];
+    const char *filter = args_value(a, "filter");
+    int32_t page_size = 0;
+    int rc;
+
+    if ((rc = cli_resource_name("tenants", a->pos[0], parent, sizeof(parent))) != 0)
+        return rc;
+    if ((rc = args_int(a, "page-size", 0, 100000, &page_size)) != 0)
+        return rc;
+    req.parent = parent;
+    req.page_size = page_size;
+    if (filter != NULL)
+        req.filter = (char *)filter;
+    return cli_list(ctx, a, &spec, &req.base, &req.page_token);
+}
+
+static int backups_restore(cli_ctx *ctx, const cli_args *a)
+{
+    Saasodoo__V1__RestoreBackupRequest req = SAASODOO__V1__RESTORE_BACKUP_REQUEST__INIT;
+    Saasodoo__V1__Operation *op = NULL;
+    char name[NAME_MAX_LEN], target[NAME_MAX_LEN];
+    const char *to = args_value(a, "to"), *v;
+    sdo_status st = {0};
+    int rc;
+
+    if ((rc = backup_name(a->pos[0], name, sizeof(name))) != 0)
+        return rc;
+    req.name = name;
+    if (to != NULL) {
+        if ((rc = cli_resource_name("tenants", to, target, sizeof(target))) != 0)
+            return rc;
+        req.target_tenant_id = target + strlen("tenants/");
+    } else if (!args_flag(a, "yes")) {
+        /* In place: the tenant's current data is replaced. */
+        char question[NAME_MAX_LEN + 128];
+        const char *tenant_end = strstr(name, "/backups/");
+        snprintf(question, sizeof(question), "Replace the current data of %.*s with backup %s?",
+                 (int)(tenant_end - name), name, name);
+        if (!cli_confirm(question))
+            return cli_usage_error("restoring in place replaces the tenant's current data: "
+                                   "confirm with --yes, or restore into a new tenant with --to");
+    }
+    if ((v = args_value(a, "request-id")) != NULL)
+        req.request_id = (char *)v;
+    if (cli_client(ctx) == NULL)
+        return ctx->client_rc;
+    rc = sdo_backup_service_restore_backup(ctx->client, &req, &op, &st);
+    if (rc < 0) {
+        rc = cli_rpc_error(rc, &st);
+        sdo_status_clear(&st);
+        return rc;
+    }
+    rc = cli_print_operation(ctx, a, op);
+    protobuf_c_message_free_unpacked(&op->base, NULL);
+    return rc;
+}
+
+static int backups_delete(cli_ctx *ctx, const cli_args *a)
+{
+    Saasodoo__V1__DeleteBackupRequest req = SAASODOO__V1__DELETE_BACKUP_REQUEST__INIT;
+    Saasodoo__V1__Operation *op = NULL;
+    char name[NAME_MAX_LEN];
+    sdo_status st = {0};
+    const char *v;
+    int rc;
+
+    if ((rc = backup_name(a->pos[0], name, sizeof(name))) != 0)
+        return rc;
+    req.name = name;
+    if ((v = args_value(a, "request-id")) != NULL)
+        req.request_id = (char *)v;
+    if (cli_client(ctx) == NULL)
+        return ctx->client_rc;
+    rc = sdo_backup_service_delete_backup(ctx->client, &req, &op, &st);
+    if (rc < 0) {
+        rc = cli_rpc_error(rc, &st);
+        sdo_status_clear(&st);
+        return rc;
+    }
+    rc = cli_print_operation(ctx, a, op);
+    protobuf_c_message_free_unpacked(&op->base, NULL);
+    return rc;
+}
+
+/* "HH:MM" with HH 00-23 and MM 00-59. */
+static bool valid_time_of_day(const char *s)
+{
+    if (strlen(s) != 5 || s[2] != ':')
+        return false;
+    for (int i = 0; i < 5; i++)
+        if (i != 2 && (s[i] < '0' || s[i] > '9'))
+            return false;
+    return (s[0] - '0') * 10 + (s[1] - '0') < 24 && (s[3] - '0') * 10 + (s[4] - '0') < 60;
+}
+
+static int backups_policy(cli_ctx *ctx, const cli_args *a)
+{
+    Saasodoo__V1__UpdateBackupPolicyRequest upd = SAASODOO__V1__UPDATE_BACKUP_POLICY_REQUEST__INIT;
+    Saasodoo__V1__GetBackupPolicyRequest get = SAASODOO__V1__GET_BACKUP_POLICY_REQUEST__INIT;
+    Saasodoo__V1__BackupPolicy policy = SAASODOO__V1__BACKUP_POLICY__INIT;
+    Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
+    static const struct {
+        const char *opt, *path;
+        size_t offset;
+    } keeps[] = {
+        {"keep-daily", "keep_daily", offsetof(Saasodoo__V1__BackupPolicy, keep_daily)},
+        {"keep-weekly", "keep_weekly", offsetof(Saasodoo__V1__BackupPolicy, keep_weekly)},
+        {"keep-monthly", "keep_monthly", offsetof(Saasodoo__V1__BackupPolicy, keep_monthly)},
+    };
+    Saasodoo__V1__BackupPolicy *out = NULL;
+    char tenant[NAME_MAX_LEN], name[NAME_MAX_LEN + 16];
+    char *paths[8];
+    sdo_status st = {0};
+    const char *v;
+    int rc;
+
+    if ((rc = cli_resource_name("tenants", a->pos[0], tenant, sizeof(tenant))) != 0)
+        return rc;
+    snprintf(name, sizeof(name), "%s/backupPolicy", tenant);
+    policy.name = name;
+    if ((v = args_value(a, "schedule")) != NULL) {
+        if (strcmp(v, "hourly") != 0 && strcmp(v, "daily") != 0 && strcmp(v, "disabled") != 0)
+            return cli_usage_error("--schedule must be 'hourly', 'daily' or 'disabled', not '%s'",
+                                   v);
+        policy.schedule = (char *)v;
+        paths[mask.n_paths++] = "schedule";
+    }
+    if ((v = args_value(a, "time")) != NULL) {
+        if (!valid_time_of_day(v))
+            return cli_usage_error("--time must be a UTC time of day as HH:MM (00:00 to 23:59), "
+                                   "not '%s'",
+                                   v);
+        policy.time_of_day = (char *)v;
+        paths[mask.n_paths++] = "time_of_day";
+    }
+    for (size_t i = 0; i < sizeof(keeps) / sizeof(keeps[0]); i++) {
+        int32_t n = 0;
+        if (args_value(a, keeps[i].opt) == NULL)
+            continue;
+        if ((rc = args_int(a, keeps[i].opt, 0, 10000, &n)) != 0)
+            return rc;
+        memcpy((char *)&policy + keeps[i].offset, &n, sizeof(n));
+        paths[mask.n_paths++] = (char *)keeps[i].path;
+    }
+    if ((v = args_value(a, "etag")) != NULL) {
+        if (mask.n_paths == 0)
+            return cli_usage_error("--etag only goes with a change (--schedule, --time, "
+                                   "--keep-*)");
+        policy.etag = (char *)v;
+    }
+    if ((v = args_value(a, "request-id")) != NULL) {
+        if (mask.n_paths == 0)
+            return cli_usage_error("--request-id only goes with a change (--schedule, --time, "
+                                   "--keep-*)");
+        upd.request_id = (char *)v;
+    }
+
+    if (cli_client(ctx) == NULL)
+        return ctx->client_rc;
+    if (mask.n_paths == 0) {
+        get.name = name;
+        rc = sdo_backup_service_get_backup_policy(ctx->client, &get, &out, &st);
+    } else {
+        mask.paths = paths;
+        upd.policy = &policy;
+        upd.update_mask = &mask;
+        rc = sdo_backup_service_update_backup_policy(ctx->client, &upd, &out, &st);
+    }
+    if (rc < 0) {
+        rc = cli_rpc_error(rc, &st);
+        sdo_status_clear(&st);
+        return rc;
+    }
+    rc = print_backup(ctx, &out->base);
+    protobuf_c_message_free_unpacked(&out->base, NULL);
+    return rc;
+}
+
+static const char request_id_help[] = "client-chosen id that makes retries safe";
+static const char wait_help[] = "follow the operation until it ends (like 'operations watch')";
+
+static const cli_opt create_opts[] = {
+    {"description", 0, "TEXT", false, "a note kept with the backup"},
+    {"request-id", 0, "ID", false, request_id_help},
+    {"wait", 0, NULL, false, wait_help},
+    {NULL, 0, NULL, false, NULL},
+};
+
+static const cli_opt list_opts[] = {
+    {"filter", 0, "EXPR", false, "e.g. 'state = COMPLETE AND trigger = MANUAL'"},
+    {"page-size", 0, "N", false, "backups per page (server default when 0)"},
+    {"page-token", 0, "TOKEN", false, "continue from a previous page"},
+    {"all", 0, NULL, false, "fetch every page"},
+    {NULL, 0, NULL, false, NULL},
+};
+
+static const cli_opt restore_opts[] = {
+    {"to", 0, "NEW_TENANT", false, "restore into a new tenant with this ID instead of in place"},
+    {"yes", 'y', NULL, false, "restore in place without asking"},
+    {"request-id", 0, "ID", false, request_id_help},
+    {"wait", 0, NULL, false, wait_help},
+    {NULL, 0, NULL, false, NULL},
+};
+
+static const cli_opt delete_opts[] = {
+    {"request-id", 0, "ID", false, request_id_help},
+    {"wait", 0, NULL, false, wait_help},
+    {NULL, 0, NULL, false, NULL},
+};
+
+static const cli_opt policy_opts[] = {
+    {"schedule", 0, "WHEN", false, "hourly, daily or disabled"},
+    {"time", 0, "HH:MM", false, "UTC time of day of daily backups"},
+    {"keep-daily", 0, "N", false, "daily backups to keep"},
+    {"keep-weekly", 0, "N", false, "weekly backups to keep"},
+    {"keep-monthly", 0, "N", false, "monthly backups to keep"},
+    {"etag", 0, "ETAG", false, "only change the policy if it still has this etag"},
+    {"request-id", 0, "ID", false, request_id_help},
+    {NULL, 0, NULL, false, NULL},
+};
+
+static const cli_opt no_opts[] = {{NULL, 0, NULL, false, NULL}};
+
+const cli_cmd cli_backup_cmds[] = {
+    {"backups", "create", "TENANT [options]",
+     "Back up a tenant's database and files; prints the operation (--wait follows it).",
+     create_opts, 1, 1, backups_create},
+    {"backups", "list", "TENANT [options]", "List a tenant's backups, newest first.", list_opts, 1,
+     1, backups_list},
+    {"backups", "get", "TENANT/BACKUP", "Show one backup, its parts and their checksums.", no_opts,
+     1, 1, backups_get},
+    {"backups", "restore", "TENANT/BACKUP [options]",
+     "Restore a backup in place (asks first, or --yes) or into a new tenant (--to); prints the "
+     "operation.",
+     restore_opts, 1, 1, backups_restore},
+    {"backups", "delete", "TENANT/BACKUP [options]", "Delete a backup; prints the operation.",
+     delete_opts, 1, 1, backups_delete},
+    {"backups", "policy", "TENANT [options]",
+     "Show a tenant's backup schedule and retention; with options, change them (the update "
+     "mask follows the options given).",
+     policy_opts, 1, 1, backups_policy},
+    {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
+};
