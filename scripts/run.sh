@@ -72,6 +72,17 @@ export SAASODOO_GATEWAY_LISTEN=${SAASODOO_GATEWAY_LISTEN:-127.0.0.1:8080}
 export SAASODOO_GATEWAY_BACKEND=${LISTEN/0.0.0.0/127.0.0.1}
 WEB_URL="http://${SAASODOO_GATEWAY_LISTEN/0.0.0.0/127.0.0.1}/"
 
+# The first admin: created by the server on its first start, with a password generated
+# once and kept (mode 0600) in the data directory.
+ADMIN_EMAIL=${SAASODOO_IDENTITY_BOOTSTRAP_ADMIN_EMAIL:-admin@saasodoo.local}
+ADMIN_PASSWORD_FILE=${SAASODOO_IDENTITY_BOOTSTRAP_ADMIN_PASSWORD_FILE:-$DATA_DIR/admin-password}
+if [[ ! -s "$ADMIN_PASSWORD_FILE" ]]; then
+    (umask 077 && openssl rand -base64 18 | tr -d '/+=' >"$ADMIN_PASSWORD_FILE")
+fi
+chmod 600 "$ADMIN_PASSWORD_FILE"
+export SAASODOO_IDENTITY_BOOTSTRAP_ADMIN_EMAIL=$ADMIN_EMAIL
+export SAASODOO_IDENTITY_BOOTSTRAP_ADMIN_PASSWORD_FILE=$ADMIN_PASSWORD_FILE
+
 cat <<BANNER
 
   saasodoo control plane
@@ -82,14 +93,20 @@ cat <<BANNER
   PostgreSQL    $PG_SOCKET_DIR/.s.PGSQL.$PG_PORT   database $DB_NAME   (data in $PG_DATA)
   config        $CONFIG
 
-  Try it from another terminal:
-    $CLI$CLI_SERVER tenants create acme --plan plans/basic
-    $CLI$CLI_SERVER tenants list
-    $CLI$CLI_SERVER tenants get acme -o json
-    PYTHONPATH=$BUILD_DIR/python /usr/bin/python3 clients/python/example.py$PY_ADDR
-    curl ${WEB_URL}v1/tenants
+  Sign in as the first admin:
+    email         $ADMIN_EMAIL
+    password      $(cat "$ADMIN_PASSWORD_FILE")   (kept in $ADMIN_PASSWORD_FILE)
+  (the first admin is made once; customers register at ${WEB_URL}register.html)
 
-  Open $WEB_URL in a browser for the dashboard.
+  Try it from another terminal:
+    $CLI$CLI_SERVER login --email $ADMIN_EMAIL < $ADMIN_PASSWORD_FILE
+    $CLI$CLI_SERVER tenants create acme --plan plans/basic --wait
+    $CLI$CLI_SERVER tenants list
+    $CLI$CLI_SERVER backups create acme --wait
+    SAASODOO_EMAIL=$ADMIN_EMAIL SAASODOO_PASSWORD=\$(cat $ADMIN_PASSWORD_FILE) \\
+      PYTHONPATH=$BUILD_DIR/python /usr/bin/python3 clients/python/example.py$PY_ADDR
+
+  Open ${WEB_URL}login.html in a browser for the dashboard.
 
   Ctrl-C stops the gateway, the server and PostgreSQL (or run: bash scripts/stop.sh).
 

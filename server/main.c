@@ -383,9 +383,9 @@ int main(int argc, char **argv)
         log_error("msg=\"the service tables are inconsistent\"");
         goto out;
     }
-    rpc_server_options opt = {cfg.grpc_listen, cfg.grpc_workers, cfg.grpc_max_receive_message_bytes,
-                              cfg.grpc_handler_threads, cfg.security_tls_cert_file,
-                              cfg.security_tls_key_file};
+    rpc_server_options opt = {
+        cfg.grpc_listen,          cfg.grpc_workers,           cfg.grpc_max_receive_message_bytes,
+        cfg.grpc_handler_threads, cfg.security_tls_cert_file, cfg.security_tls_key_file};
     srv = rpc_server_new(&opt, reg, &app);
     if (rpc_server_start(srv, err, sizeof err) < 0) {
         log_error("msg=\"cannot start the gRPC server\" error=\"%s\"", err);

@@ -357,6 +357,7 @@ async function loadDetail() {
 
 async function openDetail() {
   document.getElementById("tenants-section").hidden = true;
+  clear(tbody); // the list is not loaded in this view
   document.getElementById("new-tenant").hidden = true;
   document.getElementById("tenant-detail").hidden = false;
   document.querySelector("main h1").textContent = "Your tenant";

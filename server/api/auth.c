@@ -28,8 +28,8 @@ void api_client_address(const char *peer, char *out, size_t outsz)
 
 static int limited(rpc_ctx *ctx, const char *what, int64_t retry_ms)
 {
-    sdo_fail(&ctx->err, SDO_RESOURCE_EXHAUSTED,
-             "too many requests from this %s; retry in %.1f s", what, (double)retry_ms / 1000.0);
+    sdo_fail(&ctx->err, SDO_RESOURCE_EXHAUSTED, "too many requests from this %s; retry in %.1f s",
+             what, (double)retry_ms / 1000.0);
     sdo_error_reason(&ctx->err, "RATE_LIMITED");
     return -1;
 }

@@ -196,8 +196,7 @@ static int get_current_user(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufC
 }
 
 /* "users/{id}" or "users/me" → the user id (the caller's for "me"). */
-static int user_parent(rpc_ctx *ctx, const char *parent, const char *field, char *id,
-                       size_t idsz)
+static int user_parent(rpc_ctx *ctx, const char *parent, const char *field, char *id, size_t idsz)
 {
     if (strcmp(parent, "users/me") == 0) {
         sdo_strlcpy(id, ctx->principal + 6, idsz);
@@ -294,9 +293,8 @@ static int delete_api_key(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMe
     const char *slash = strstr(req->name, "/apiKeys/");
     char parent[80], uid[40];
     if (!slash || (size_t)(slash - req->name) >= sizeof parent || !slash[9])
-        return sdo_fail_field(err, "name",
-                              "name '%.80s' must look like 'users/{user}/apiKeys/{key}'",
-                              req->name);
+        return sdo_fail_field(
+            err, "name", "name '%.80s' must look like 'users/{user}/apiKeys/{key}'", req->name);
     snprintf(parent, sizeof parent, "%.*s", (int)(slash - req->name), req->name);
     if (user_parent(ctx, parent, "name", uid, sizeof uid) < 0)
         return -1;
@@ -437,8 +435,8 @@ int admin_update_user(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessag
     if (rc == 0 && strcmp(cur.role, "ADMIN") == 0 && !cur.disabled &&
         ((role && strcmp(role, "ADMIN") != 0) || disabled == 1)) {
         /* never lock the operators out: keep one active admin */
-        PGresult *r = store_exec(app->st, c, "SELECT pg_advisory_xact_lock(7001)", 0, NULL, err,
-                                 NULL);
+        PGresult *r =
+            store_exec(app->st, c, "SELECT pg_advisory_xact_lock(7001)", 0, NULL, err, NULL);
         int64_t admins = 0;
         rc = r ? store_user_count_admins(app->st, c, &admins, err) : -1;
         if (r)
@@ -464,7 +462,9 @@ int admin_update_user(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessag
         return -1;
     log_info("msg=\"user updated\" user=users/%s by=%s%s%s%s", uid, ctx->principal,
              role ? " role=" : "", role ? role : "",
-             disabled < 0 ? "" : disabled ? " disabled=true" : " disabled=false");
+             disabled < 0 ? ""
+             : disabled   ? " disabled=true"
+                          : " disabled=false");
     *resp = &out->base;
     return 0;
 }
@@ -493,9 +493,9 @@ int admin_list_audit_events(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufC
     size_t n = 0;
     int64_t last = 0;
     bool more = false;
-    int rc = store_audit_list(app->st, c, filter_get(&f, "principal"), filter_get(&f, "method"),
-                              filter_get(&f, "target"), after, limit, &items, &n, &last, &more,
-                              err);
+    int rc =
+        store_audit_list(app->st, c, filter_get(&f, "principal"), filter_get(&f, "method"),
+                         filter_get(&f, "target"), after, limit, &items, &n, &last, &more, err);
     store_release(app->st, c);
     if (rc < 0)
         return -1;

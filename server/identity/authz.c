@@ -1,6 +1,7 @@
 /* The authorization table and its one decision function. */
 #include "identity/authz.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -71,8 +72,7 @@ static const az_rule rules[] = {
     {"/grpc.health.v1.Health/Check", AZ_PUBLIC, NULL, NULL, NULL},
     {"/grpc.health.v1.Health/Watch", AZ_PUBLIC, NULL, NULL, NULL},
     {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", AZ_PUBLIC, NULL, NULL, NULL},
-    {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", AZ_PUBLIC, NULL, NULL,
-     NULL},
+    {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", AZ_PUBLIC, NULL, NULL, NULL},
 };
 
 const az_rule *authz_rule(const char *method)
@@ -146,6 +146,52 @@ static bool segment(const char *name, const char *collection, char *out, size_t 
     return true;
 }
 
+/* Tenants never change owner, and a deleted tenant's id stays reserved for weeks, so the
+ * owner of a tenant is remembered for a minute: a customer's reads then cost no extra
+ * query. */
+#define OWNER_SLOTS 1024
+#define OWNER_TTL_US (60 * 1000000LL)
+
+typedef struct owner_slot {
+    char tenant[64];
+    char owner[72];
+    int64_t at_us;
+} owner_slot;
+
+static owner_slot owners[OWNER_SLOTS];
+static pthread_mutex_t owners_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static unsigned owner_hash(const char *id)
+{
+    unsigned h = 2166136261u;
+    for (const char *p = id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % OWNER_SLOTS;
+}
+
+static bool owner_cached(const char *id, char *owner, size_t ownersz)
+{
+    owner_slot *s = &owners[owner_hash(id)];
+    pthread_mutex_lock(&owners_mu);
+    bool hit = strcmp(s->tenant, id) == 0 && sdo_mono_us() - s->at_us < OWNER_TTL_US;
+    if (hit)
+        sdo_strlcpy(owner, s->owner, ownersz);
+    pthread_mutex_unlock(&owners_mu);
+    return hit;
+}
+
+static void owner_remember(const char *id, const char *owner)
+{
+    if (strlen(id) >= sizeof owners[0].tenant || strlen(owner) >= sizeof owners[0].owner)
+        return;
+    owner_slot *s = &owners[owner_hash(id)];
+    pthread_mutex_lock(&owners_mu);
+    sdo_strlcpy(s->tenant, id, sizeof s->tenant);
+    sdo_strlcpy(s->owner, owner, sizeof s->owner);
+    s->at_us = sdo_mono_us();
+    pthread_mutex_unlock(&owners_mu);
+}
+
 static int owner_query(store *st, const char *sql, const char *id, char *owner, size_t ownersz,
                        bool *found, sdo_error *err)
 {
@@ -206,9 +252,14 @@ int authz_check(store *st, const az_rule *rule, const principal *who, const Prot
     case AZ_TENANT:
         if (!segment(value, "tenants", id, sizeof id))
             return 0;
-        if (owner_query(st, "SELECT owner FROM tenants WHERE id = $1", id, owner, sizeof owner,
-                        &found, err) < 0)
-            return -1;
+        found = owner_cached(id, owner, sizeof owner);
+        if (!found) {
+            if (owner_query(st, "SELECT owner FROM tenants WHERE id = $1", id, owner, sizeof owner,
+                            &found, err) < 0)
+                return -1;
+            if (found)
+                owner_remember(id, owner);
+        }
         if (!found || strcmp(owner, self) != 0)
             return sdo_fail(err, SDO_NOT_FOUND, "tenant 'tenants/%s' does not exist", id);
         return 0;

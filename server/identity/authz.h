@@ -28,8 +28,8 @@ typedef enum {
 typedef struct az_rule {
     const char *method; /* full path, "/saasodoo.v1.TenantService/GetTenant" */
     az_kind kind;
-    const char *field;  /* dotted path in the request to the resource name, or NULL */
-    const char *target; /* for the audit log: dotted path of the target, or NULL = field */
+    const char *field;         /* dotted path in the request to the resource name, or NULL */
+    const char *target;        /* for the audit log: dotted path of the target, or NULL = field */
     const char *target_prefix; /* prepended to the target ("tenants/" for tenant_id) */
 } az_rule;
 

@@ -62,8 +62,8 @@ bool identity_password_check(const char *password, const char *stored)
 {
     unsigned long long n, r, p;
     char s64[64], h64[64];
-    if (sscanf(stored, "scrypt$%llu$%llu$%llu$%63[^$]$%63s", &n, &r, &p, s64, h64) != 5 ||
-        n < 2 || n > (1u << 20) || r < 1 || r > 32 || p < 1 || p > 16)
+    if (sscanf(stored, "scrypt$%llu$%llu$%llu$%63[^$]$%63s", &n, &r, &p, s64, h64) != 5 || n < 2 ||
+        n > (1u << 20) || r < 1 || r > 32 || p < 1 || p > 16)
         return false;
     unsigned char salt[48], want[48], got[32];
     int sl = sdo_b64url_decode(s64, salt, sizeof salt);
@@ -102,8 +102,8 @@ static int issue(builtin *b, const user_rec *u, const char *session_id,
              "{\"iss\":\"%s\",\"aud\":\"%s\",\"sub\":\"%s\",\"session_id\":\"%s\",\"role\":\"%s\","
              "\"iat\":%lld,\"exp\":%lld,\"jti\":\"%s\"}",
              b->cfg->identity_issuer, b->cfg->identity_audience, u->id, session_id,
-             strcmp(u->role, "ADMIN") == 0 ? "admin" : "customer", (long long)now,
-             (long long)exp, jti);
+             strcmp(u->role, "ADMIN") == 0 ? "admin" : "customer", (long long)now, (long long)exp,
+             jti);
     char *token = NULL;
     if (jwt_sign(b->key, b->kid, payload, &token, err) < 0)
         return -1;
@@ -118,8 +118,7 @@ static int issue(builtin *b, const user_rec *u, const char *session_id,
     return 0;
 }
 
-static int new_session(builtin *b, PGconn *c, const user_rec *u, idp_session *out,
-                       sdo_error *err)
+static int new_session(builtin *b, PGconn *c, const user_rec *u, idp_session *out, sdo_error *err)
 {
     unsigned char refresh[32], h[32];
     char sid[37];
@@ -169,7 +168,7 @@ static int b_sign_in(idp *p, const char *email, const char *password, idp_sessio
         return -1;
     }
     bool ok = identity_password_check(password, rc == 0 && u.password_hash[0] ? u.password_hash
-                                                                                : dummy_hash());
+                                                                              : dummy_hash());
     if (rc < 0 || !u.password_hash[0] || !ok) {
         store_release(b->st, c);
         sdo_fail(err, SDO_UNAUTHENTICATED, "wrong email or password");

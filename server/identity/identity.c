@@ -109,8 +109,8 @@ static int load_user(identity *id, PGconn *c, const char *user_id, principal *wh
 }
 
 /* Checks the credential against the provider or the store: no cache. */
-static int authenticate_fresh(identity *id, const char *cred, principal *who,
-                              int64_t *expires_unix, sdo_error *err)
+static int authenticate_fresh(identity *id, const char *cred, principal *who, int64_t *expires_unix,
+                              sdo_error *err)
 {
     memset(who, 0, sizeof *who);
     *expires_unix = 0;
@@ -172,8 +172,9 @@ int identity_authenticate(identity *id, const char *cred, principal *who, sdo_er
 {
     size_t len = strlen(cred);
     if (len == 0 || len > 16384) {
-        sdo_fail(err, SDO_UNAUTHENTICATED, len ? "the credential is too large"
-                                               : "the authorization header has no credential");
+        sdo_fail(err, SDO_UNAUTHENTICATED,
+                 len ? "the credential is too large"
+                     : "the authorization header has no credential");
         sdo_error_reason(err, len ? "TOKEN_TOO_LARGE" : "MISSING_CREDENTIALS");
         return -1;
     }
@@ -218,9 +219,8 @@ int identity_check_email(const char *email, sdo_error *err)
     for (const char *p = email; ok && *p; p++)
         ok = (unsigned char)*p > ' ' && *p != '"' && *p != '<' && *p != '>' && *p != ',';
     if (!ok)
-        return sdo_fail_field(err, "email",
-                              "email '%.80s' is not an email address (like name@example.com)",
-                              email);
+        return sdo_fail_field(
+            err, "email", "email '%.80s' is not an email address (like name@example.com)", email);
     return 0;
 }
 
@@ -235,9 +235,9 @@ int identity_check_password(const char *password, sdo_error *err)
     return 0;
 }
 
-int identity_user_create(store *st, const char *email, const char *display_name,
-                         const char *role, const char *password_hash, const char *provider,
-                         const char *subject, user_rec *out, sdo_error *err)
+int identity_user_create(store *st, const char *email, const char *display_name, const char *role,
+                         const char *password_hash, const char *provider, const char *subject,
+                         user_rec *out, sdo_error *err)
 {
     unsigned char r[8];
     if (RAND_bytes(r, sizeof r) != 1)
@@ -245,8 +245,8 @@ int identity_user_create(store *st, const char *email, const char *display_name,
     char uid[40];
     snprintf(uid, sizeof uid, "u%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4],
              r[5], r[6], r[7]);
-    user_row row = {uid,      email,   display_name ? display_name : "", role, password_hash,
-                    provider, subject ? subject : uid};
+    user_row row = {uid,           email,    display_name ? display_name : "", role,
+                    password_hash, provider, subject ? subject : uid};
     PGconn *c = store_acquire(st, err);
     if (!c)
         return -1;
@@ -259,8 +259,8 @@ int identity_user_create(store *st, const char *email, const char *display_name,
     return rc;
 }
 
-int identity_user_for_subject(identity *id, const char *subject, const char *email,
-                              user_rec *out, sdo_error *err)
+int identity_user_for_subject(identity *id, const char *subject, const char *email, user_rec *out,
+                              sdo_error *err)
 {
     const char *prov = id->provider->ops->name;
     for (int attempt = 0; attempt < 2; attempt++) {

@@ -55,13 +55,13 @@ bool identity_password_check(const char *password, const char *stored);
 
 /* Creates a user with a fresh id (subject NULL: the id itself). ALREADY_EXISTS for a taken
  * email. */
-int identity_user_create(store *st, const char *email, const char *display_name,
-                         const char *role, const char *password_hash, const char *provider,
-                         const char *subject, user_rec *out, sdo_error *err);
+int identity_user_create(store *st, const char *email, const char *display_name, const char *role,
+                         const char *password_hash, const char *provider, const char *subject,
+                         user_rec *out, sdo_error *err);
 
 /* The local user for a provider's subject, created as a customer on first sight. */
-int identity_user_for_subject(identity *id, const char *subject, const char *email,
-                              user_rec *out, sdo_error *err);
+int identity_user_for_subject(identity *id, const char *subject, const char *email, user_rec *out,
+                              sdo_error *err);
 
 /* Makes email an admin with this password: creates the user, or promotes an existing one
  * and sets its password. Used by --create-admin and identity.bootstrap_admin_email. */

@@ -46,8 +46,8 @@ static Google__Protobuf__Timestamp *ts_or_null(const PGresult *r, int row, int c
 /* ---- users ---- */
 
 #define USER_COLS                                                                                  \
-    "id, email, display_name, role, disabled, coalesce(password_hash, ''), version, "             \
-    US("create_time") ", " US("last_sign_in_time") ", seq"
+    "id, email, display_name, role, disabled, coalesce(password_hash, ''), version, " US(          \
+        "create_time") ", " US("last_sign_in_time") ", seq"
 
 static void user_from_row(const PGresult *r, int i, user_rec *u)
 {
@@ -69,7 +69,7 @@ static Saasodoo__V1__User *user_message(const PGresult *r, int i)
     u->email = store_get_str(r, i, 1);
     u->display_name = store_get_str(r, i, 2);
     u->role = strcmp(PQgetvalue(r, i, 3), "ADMIN") == 0 ? SAASODOO__V1__USER__ROLE__ADMIN
-                                                         : SAASODOO__V1__USER__ROLE__CUSTOMER;
+                                                        : SAASODOO__V1__USER__ROLE__CUSTOMER;
     u->disabled = store_get_bool(r, i, 4);
     char etag[32];
     snprintf(etag, sizeof etag, "v%" PRId64, store_get_i64(r, i, 6));
@@ -81,8 +81,8 @@ static Saasodoo__V1__User *user_message(const PGresult *r, int i)
 
 int store_user_insert(store *st, PGconn *c, const user_row *row, sdo_error *err)
 {
-    const char *p[] = {row->id,   row->email,         row->display_name, row->role,
-                       row->password_hash, row->provider, row->subject};
+    const char *p[] = {row->id,       row->email,  row->display_name, row->role, row->password_hash,
+                       row->provider, row->subject};
     char state[6] = "";
     PGresult *r = store_exec(st, c,
                              "INSERT INTO users (id, email, display_name, role, password_hash, "
@@ -135,17 +135,16 @@ int store_user_by_subject(store *st, PGconn *c, const char *provider, const char
                           user_rec *out, sdo_error *err)
 {
     const char *p[] = {provider, subject};
-    return user_one(st, c,
-                    "SELECT " USER_COLS " FROM users WHERE provider = $1 AND subject = $2", 2, p,
-                    "the user", out, err);
+    return user_one(st, c, "SELECT " USER_COLS " FROM users WHERE provider = $1 AND subject = $2",
+                    2, p, "the user", out, err);
 }
 
 int store_user_message(store *st, PGconn *c, const char *id, Saasodoo__V1__User **out,
                        sdo_error *err)
 {
     const char *p[] = {id};
-    PGresult *r = store_exec(st, c, "SELECT " USER_COLS " FROM users WHERE id = $1", 1, p, err,
-                             NULL);
+    PGresult *r =
+        store_exec(st, c, "SELECT " USER_COLS " FROM users WHERE id = $1", 1, p, err, NULL);
     if (!r)
         return failed(err);
     int rc = 0;
@@ -164,14 +163,14 @@ int store_user_update(store *st, PGconn *c, const char *id, const char *display_
     snprintf(dis, sizeof dis, "%d", disabled);
     snprintf(ver, sizeof ver, "%" PRId64, expect_version);
     const char *p[] = {id, role, dis, ver, display_name};
-    PGresult *r = store_exec(
-        st, c,
-        "UPDATE users SET role = coalesce($2, role),"
-        " disabled = CASE WHEN $3::int < 0 THEN disabled ELSE $3::int = 1 END,"
-        " display_name = coalesce($5, display_name),"
-        " version = version + 1, update_time = clock_timestamp()"
-        " WHERE id = $1 AND ($4::bigint <= 0 OR version = $4::bigint) RETURNING id",
-        5, p, err, NULL);
+    PGresult *r =
+        store_exec(st, c,
+                   "UPDATE users SET role = coalesce($2, role),"
+                   " disabled = CASE WHEN $3::int < 0 THEN disabled ELSE $3::int = 1 END,"
+                   " display_name = coalesce($5, display_name),"
+                   " version = version + 1, update_time = clock_timestamp()"
+                   " WHERE id = $1 AND ($4::bigint <= 0 OR version = $4::bigint) RETURNING id",
+                   5, p, err, NULL);
     if (!r)
         return failed(err);
     int rows = PQntuples(r);
@@ -190,9 +189,9 @@ int store_user_update(store *st, PGconn *c, const char *id, const char *display_
 int store_user_signed_in(store *st, PGconn *c, const char *id, sdo_error *err)
 {
     const char *p[] = {id};
-    PGresult *r = store_exec(st, c,
-                             "UPDATE users SET last_sign_in_time = clock_timestamp() WHERE id = $1",
-                             1, p, err, NULL);
+    PGresult *r =
+        store_exec(st, c, "UPDATE users SET last_sign_in_time = clock_timestamp() WHERE id = $1", 1,
+                   p, err, NULL);
     if (!r)
         return failed(err);
     PQclear(r);
@@ -231,9 +230,9 @@ int store_user_list(store *st, PGconn *c, const char *role, int disabled, const 
 
 int store_user_count_admins(store *st, PGconn *c, int64_t *n, sdo_error *err)
 {
-    PGresult *r = store_exec(
-        st, c, "SELECT count(*) FROM users WHERE role = 'ADMIN' AND NOT disabled", 0, NULL, err,
-        NULL);
+    PGresult *r =
+        store_exec(st, c, "SELECT count(*) FROM users WHERE role = 'ADMIN' AND NOT disabled", 0,
+                   NULL, err, NULL);
     if (!r)
         return failed(err);
     *n = store_get_i64(r, 0, 0);
@@ -262,8 +261,7 @@ int store_session_insert(store *st, PGconn *c, const char *id, const char *user_
 
 int store_session_rotate(store *st, PGconn *c, const unsigned char old_hash[32],
                          const unsigned char new_hash[32], int64_t expire_unix, char *user_id,
-                         size_t user_id_sz, char *session_id, size_t session_id_sz,
-                         sdo_error *err)
+                         size_t user_id_sz, char *session_id, size_t session_id_sz, sdo_error *err)
 {
     char oh[65], nh[65], exp[24];
     hexify(old_hash, oh);
@@ -332,12 +330,12 @@ int store_session_revoke(store *st, PGconn *c, const unsigned char hash[32], con
     char h[65];
     hexify(hash, h);
     const char *p[] = {h, reason};
-    PGresult *r = store_exec(
-        st, c,
-        "UPDATE sessions SET revoke_time = coalesce(revoke_time, clock_timestamp()),"
-        " revoke_reason = $2 WHERE refresh_hash = $1"
-        " OR id = (SELECT session_id FROM session_tokens WHERE hash = $1)",
-        2, p, err, NULL);
+    PGresult *r =
+        store_exec(st, c,
+                   "UPDATE sessions SET revoke_time = coalesce(revoke_time, clock_timestamp()),"
+                   " revoke_reason = $2 WHERE refresh_hash = $1"
+                   " OR id = (SELECT session_id FROM session_tokens WHERE hash = $1)",
+                   2, p, err, NULL);
     if (!r)
         return failed(err);
     PQclear(r);
@@ -375,8 +373,8 @@ int store_session_live(store *st, PGconn *c, const char *id, bool *live, sdo_err
 /* ---- API keys ---- */
 
 #define KEY_COLS                                                                                   \
-    "id, user_id, display_name, prefix, " US("create_time") ", " US("last_used_time") ", "        \
-    US("expire_time") ", seq"
+    "id, user_id, display_name, prefix, " US("create_time") ", " US("last_used_time") ", " US(     \
+        "expire_time") ", seq"
 
 static Saasodoo__V1__ApiKey *key_message(const PGresult *r, int i)
 {
@@ -394,9 +392,8 @@ static Saasodoo__V1__ApiKey *key_message(const PGresult *r, int i)
 }
 
 int store_api_key_insert(store *st, PGconn *c, const char *id, const char *user_id,
-                         const char *display_name, const char *prefix,
-                         const unsigned char hash[32], int64_t expire_unix,
-                         Saasodoo__V1__ApiKey **out, sdo_error *err)
+                         const char *display_name, const char *prefix, const unsigned char hash[32],
+                         int64_t expire_unix, Saasodoo__V1__ApiKey **out, sdo_error *err)
 {
     char h[65], exp[24];
     hexify(hash, h);
@@ -441,8 +438,9 @@ int store_api_key_lookup(store *st, PGconn *c, const unsigned char hash[32], cha
     if (touch) {
         const char *p2[] = {key_id};
         sdo_error e2 = {0};
-        r = store_exec(st, c, "UPDATE api_keys SET last_used_time = clock_timestamp() WHERE id = $1",
-                       1, p2, &e2, NULL);
+        r = store_exec(st, c,
+                       "UPDATE api_keys SET last_used_time = clock_timestamp() WHERE id = $1", 1,
+                       p2, &e2, NULL);
         if (r)
             PQclear(r);
     }
@@ -476,12 +474,11 @@ int store_api_key_list(store *st, PGconn *c, const char *user_id, int64_t after_
     return 0;
 }
 
-int store_api_key_delete(store *st, PGconn *c, const char *user_id, const char *id,
-                         sdo_error *err)
+int store_api_key_delete(store *st, PGconn *c, const char *user_id, const char *id, sdo_error *err)
 {
     const char *p[] = {user_id, id};
-    PGresult *r = store_exec(st, c, "DELETE FROM api_keys WHERE user_id = $1 AND id = $2", 2, p,
-                             err, NULL);
+    PGresult *r =
+        store_exec(st, c, "DELETE FROM api_keys WHERE user_id = $1 AND id = $2", 2, p, err, NULL);
     if (!r)
         return failed(err);
     bool gone = strcmp(PQcmdTuples(r), "0") != 0;

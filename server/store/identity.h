@@ -67,8 +67,7 @@ int store_session_insert(store *st, PGconn *c, const char *id, const char *user_
  * so. */
 int store_session_rotate(store *st, PGconn *c, const unsigned char old_hash[32],
                          const unsigned char new_hash[32], int64_t expire_unix, char *user_id,
-                         size_t user_id_sz, char *session_id, size_t session_id_sz,
-                         sdo_error *err);
+                         size_t user_id_sz, char *session_id, size_t session_id_sz, sdo_error *err);
 /* Revokes the session of a refresh token (current or replaced); 0 when none. */
 int store_session_revoke(store *st, PGconn *c, const unsigned char hash[32], const char *reason,
                          sdo_error *err);
@@ -82,9 +81,8 @@ int store_session_live(store *st, PGconn *c, const char *id, bool *live, sdo_err
 
 /* Inserts a key; returns it as a message (without the secret). */
 int store_api_key_insert(store *st, PGconn *c, const char *id, const char *user_id,
-                         const char *display_name, const char *prefix,
-                         const unsigned char hash[32], int64_t expire_unix,
-                         Saasodoo__V1__ApiKey **out, sdo_error *err);
+                         const char *display_name, const char *prefix, const unsigned char hash[32],
+                         int64_t expire_unix, Saasodoo__V1__ApiKey **out, sdo_error *err);
 /* The owner of the live key with this hash: NOT_FOUND when none (or expired). Updates the
  * last use at most once a minute. */
 int store_api_key_lookup(store *st, PGconn *c, const unsigned char hash[32], char *key_id,
@@ -93,8 +91,7 @@ int store_api_key_list(store *st, PGconn *c, const char *user_id, int64_t after_
                        Saasodoo__V1__ApiKey ***out, size_t *n, int64_t *last_seq, bool *more,
                        sdo_error *err);
 /* NOT_FOUND when the user has no such key. */
-int store_api_key_delete(store *st, PGconn *c, const char *user_id, const char *id,
-                         sdo_error *err);
+int store_api_key_delete(store *st, PGconn *c, const char *user_id, const char *id, sdo_error *err);
 
 /* ---- audit log ---- */
 

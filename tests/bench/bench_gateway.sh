@@ -58,11 +58,12 @@ for _ in $(seq 1 100); do
 done
 curl -fsS -o /dev/null "http://$GW/healthz" || die "gateway not healthy: $(tail -n 20 "$TMP/gateway.log")"
 REST_URL=http://$GW/v1/tenants/bench
-body=$(curl -fsS "$REST_URL") || die "GET $REST_URL failed"
+AUTH_HEADER="Authorization: Bearer $BENCH_TOKEN"
+body=$(curl -fsS -H "$AUTH_HEADER" "$REST_URL") || die "GET $REST_URL failed"
 grep -q '"name":"tenants/bench"' <<<"$body" || die "GET $REST_URL answered something else: $body"
 
 run_rest() { # requests clients -> req/s
-    h2load_rps "GET $REST_URL" --h1 -n "$1" -c "$2" -t "$THREADS" "$REST_URL"
+    h2load_rps "GET $REST_URL" --h1 -n "$1" -c "$2" -t "$THREADS" -H "$AUTH_HEADER" "$REST_URL"
 }
 
 say "warm-up: $WARMUP requests per path"
@@ -77,13 +78,13 @@ say "latency: $LAT_REQUESTS requests per path, one in flight"
 h2load_rps "$GET (latency)" -n "$LAT_REQUESTS" -c 1 -m 1 -t 1 "${GRPC_HEADERS[@]}" \
     -d "$TMP/get_tenant.frame" --log-file="$TMP/grpc-latency.log" "http://$ADDR$GET" >/dev/null
 h2load_rps "GET $REST_URL (latency)" --h1 -n "$LAT_REQUESTS" -c 1 -t 1 \
-    --log-file="$TMP/rest-latency.log" "$REST_URL" >/dev/null
+    -H "$AUTH_HEADER" --log-file="$TMP/rest-latency.log" "$REST_URL" >/dev/null
 GRPC_P50=$(p50_ms "$TMP/grpc-latency.log") || die "no successful gRPC request in the latency run"
 REST_P50=$(p50_ms "$TMP/rest-latency.log") || die "no successful REST request in the latency run"
 
 # Both must still answer correctly after the load.
 verify "$GET" "$TMP/get_tenant.frame"
-curl -fsS -o /dev/null "$REST_URL" || die "the gateway stopped answering: $(tail -n 20 "$TMP/gateway.log")"
+curl -fsS -H "$AUTH_HEADER" -o /dev/null "$REST_URL" || die "the gateway stopped answering: $(tail -n 20 "$TMP/gateway.log")"
 kill -0 "$SERVER_PID" 2>/dev/null || die "server died under load: $(tail -n 20 "$TMP/server.log")"
 
 RATIO=$(awk -v a="$REST_RPS" -v b="$GRPC_RPS" 'BEGIN {printf "%.2f", a / b}')

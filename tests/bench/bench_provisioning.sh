@@ -97,10 +97,14 @@ APP_BASE=$(((RANDOM % 40) * 100 + 10000))
 GRPC_PORT=$(free_port)
 ADDR=127.0.0.1:$GRPC_PORT
 say "starting saasodoo-server on $ADDR (tenant apps on ports $APP_BASE-$((APP_BASE + TOTAL + 49)))"
+printf '%s\n' bench-admin-password >"$TMP/admin-password"
 SAASODOO_GRPC_LISTEN=$ADDR \
     SAASODOO_DATABASE_URL="host=$TMP/run port=$PG_PORT dbname=saasodoo user=postgres" \
     SAASODOO_PLATFORM_DATA_DIR=$TMP/data \
     SAASODOO_LOG_LEVEL=debug \
+    SAASODOO_IDENTITY_BOOTSTRAP_ADMIN_EMAIL=admin@bench.test \
+    SAASODOO_IDENTITY_BOOTSTRAP_ADMIN_PASSWORD_FILE=$TMP/admin-password \
+    SAASODOO_RATELIMIT_PRINCIPAL_RATE=1000000 SAASODOO_RATELIMIT_PRINCIPAL_BURST=1000000 \
     SAASODOO_RUNTIME_COMMAND=$STANDIN \
     SAASODOO_RUNTIME_PORT_MIN=$APP_BASE \
     SAASODOO_RUNTIME_PORT_MAX=$((APP_BASE + TOTAL + 49)) \
@@ -121,7 +125,8 @@ import os, re, subprocess, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
-from saasodoo.v1 import operation_pb2, operation_pb2_grpc, tenant_pb2, tenant_pb2_grpc
+from saasodoo.v1 import (identity_pb2, identity_pb2_grpc, operation_pb2, operation_pb2_grpc,
+                         tenant_pb2, tenant_pb2_grpc)
 
 addr, server_pid, tmp, pg_bin, pg_port, template = sys.argv[1:7]
 template_size, tenants, in_flight, total = (int(x) for x in sys.argv[7:11])
@@ -149,6 +154,23 @@ while True:
     if time.time() > deadline or not os.path.exists(f"/proc/{server_pid}"):
         fail("the server is not serving; see server.log")
     time.sleep(0.2)
+session = identity_pb2_grpc.IdentityServiceStub(channel).SignIn(identity_pb2.SignInRequest(
+    email="admin@bench.test", password="bench-admin-password"), timeout=30)
+
+
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    def _add(self, d):
+        return d._replace(metadata=list(d.metadata or []) +
+                          [("authorization", "Bearer " + session.access_token)])
+
+    def intercept_unary_unary(self, cont, d, req):
+        return cont(self._add(d), req)
+
+    def intercept_unary_stream(self, cont, d, req):
+        return cont(self._add(d), req)
+
+
+channel = grpc.intercept_channel(channel, _Bearer())
 stub = tenant_pb2_grpc.TenantServiceStub(channel)
 ops = operation_pb2_grpc.OperationServiceStub(channel)
 

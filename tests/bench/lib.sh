@@ -132,7 +132,16 @@ bench_start_server() {
     port=$(free_port)
     ADDR=127.0.0.1:$port
     say "starting saasodoo-server on $ADDR"
-    SAASODOO_GRPC_LISTEN=$ADDR \
+    BENCH_ADMIN_EMAIL=admin@bench.test
+    BENCH_ADMIN_PASSWORD=bench-admin-password
+    printf '%s\n' "$BENCH_ADMIN_PASSWORD" >"$TMP/admin-password"
+    chmod 600 "$TMP/admin-password"
+    # the benchmark measures the server, not its rate limits
+    SAASODOO_IDENTITY_BOOTSTRAP_ADMIN_EMAIL=$BENCH_ADMIN_EMAIL \
+        SAASODOO_IDENTITY_BOOTSTRAP_ADMIN_PASSWORD_FILE=$TMP/admin-password \
+        SAASODOO_RATELIMIT_PRINCIPAL_RATE=1000000 SAASODOO_RATELIMIT_PRINCIPAL_BURST=1000000 \
+        SAASODOO_RATELIMIT_ADDRESS_RATE=1000000 SAASODOO_RATELIMIT_ADDRESS_BURST=1000000 \
+        SAASODOO_GRPC_LISTEN=$ADDR \
         SAASODOO_DATABASE_URL="host=$TMP/run port=$PG_PORT dbname=saasodoo user=postgres" \
         SAASODOO_PLATFORM_DATA_DIR=$TMP/data \
         SAASODOO_LOG_LEVEL=${BENCH_LOG_LEVEL:-warn} \
@@ -157,26 +166,49 @@ PY
     kill -0 "$SERVER_PID" 2>/dev/null || die "server exited: $(tail -n 20 "$TMP/server.log")"
 }
 
-# Creates tenant `bench` with the generated Python client and writes the request
-# frames: gRPC's 5-byte prefix (compression flag 0, big-endian length) followed by the
-# serialized message, in $TMP/get_tenant.frame and $TMP/health.frame.
+# Signs in as the benchmark's admin; sets BENCH_ADMIN_TOKEN.
+bench_admin_token() {
+    BENCH_ADMIN_TOKEN=$("$PYTHON" - "$ADDR" "$BENCH_ADMIN_EMAIL" "$BENCH_ADMIN_PASSWORD" <<'PY'
+import sys, grpc
+from saasodoo.v1 import identity_pb2, identity_pb2_grpc
+stub = identity_pb2_grpc.IdentityServiceStub(grpc.insecure_channel(sys.argv[1]))
+print(stub.SignIn(identity_pb2.SignInRequest(email=sys.argv[2], password=sys.argv[3]),
+                  timeout=30).access_token)
+PY
+) || die "could not sign in as the benchmark admin"
+}
+
+# Signs up customer bench@bench.test, creates its tenant `bench` with the generated Python
+# client and writes the request frames: gRPC's 5-byte prefix (compression flag 0,
+# big-endian length) followed by the serialized message, in $TMP/get_tenant.frame and
+# $TMP/health.frame. Calls then carry the customer's access token (BENCH_TOKEN), as a
+# customer's reads do: authentication, the ownership check and the read itself.
 bench_create_tenant() {
     "$PYTHON" - "$ADDR" "$TMP" <<'PY' || die "could not create the benchmark tenant"
 import struct, sys, grpc
-from saasodoo.v1 import tenant_pb2, tenant_pb2_grpc
+from saasodoo.v1 import identity_pb2, identity_pb2_grpc, tenant_pb2, tenant_pb2_grpc
 addr, tmp = sys.argv[1], sys.argv[2]
-stub = tenant_pb2_grpc.TenantServiceStub(grpc.insecure_channel(addr))
+ch = grpc.insecure_channel(addr)
+session = identity_pb2_grpc.IdentityServiceStub(ch).SignUp(identity_pb2.SignUpRequest(
+    email="bench@bench.test", password="bench-customer-password"), timeout=30)
+md = [("authorization", "Bearer " + session.access_token)]
+stub = tenant_pb2_grpc.TenantServiceStub(ch)
 stub.CreateTenant(tenant_pb2.CreateTenantRequest(
     tenant_id="bench", request_id="bench-create",
-    tenant=tenant_pb2.Tenant(display_name="Benchmark", plan="plans/basic")), timeout=10)
+    tenant=tenant_pb2.Tenant(display_name="Benchmark", plan="plans/basic")), timeout=10,
+    metadata=md)
 req = tenant_pb2.GetTenantRequest(name="tenants/bench")
-stub.GetTenant(req, timeout=10)
+stub.GetTenant(req, timeout=10, metadata=md)
+with open(tmp + "/token", "w") as f:
+    f.write(session.access_token)
 body = req.SerializeToString()
 with open(tmp + "/get_tenant.frame", "wb") as f:
     f.write(b"\x00" + struct.pack(">I", len(body)) + body)
 with open(tmp + "/health.frame", "wb") as f:
     f.write(b"\x00\x00\x00\x00\x00")
 PY
+    BENCH_TOKEN=$(cat "$TMP/token")
+    GRPC_HEADERS+=(-H "authorization: Bearer $BENCH_TOKEN")
 }
 
 # h2load only sees HTTP status; check grpc-status once per method so errors are not

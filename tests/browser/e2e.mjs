@@ -335,6 +335,19 @@ scenarios.pages = async () => withBrowser(async (page) => {
   await page.waitForFunction(() => /wrong email or password/i.test(document.getElementById("notice").innerText));
   await checkErrorsInWords(page);
   await shot(page, "pages", "login-refused");
+  // Too many failures for one account: the page says how long to wait, and waits.
+  const locked = await newCustomer("locked");
+  for (let i = 0; i < 5; i++) {
+    await apiCall("POST", "/v1/auth:signIn", { email: locked.email, password: "not-the-password" });
+  }
+  await page.locator("#email").fill(locked.email);
+  await page.locator("#password").fill(locked.password);
+  await page.locator("#login-form button[type=submit]").click();
+  await page.waitForFunction(() => /try again in \d+ (second|minute)/i.test(document.getElementById("notice").innerText));
+  check(await page.locator("#login-form button[type=submit]").isDisabled(), "signing in can be tried again at once");
+  check(/Wait \d+ s/.test(await page.locator("#login-form button[type=submit]").innerText()), "the button does not count down");
+  await checkErrorsInWords(page);
+  await shot(page, "pages", "login-locked");
 
   for (const [label, size] of [["desktop", DESKTOP], ["phone", PHONE]]) {
     await page.setViewportSize(size);

@@ -30,7 +30,8 @@ set(SAASODOO_INTEGRATION_TESTS
   test_identity
   test_authz
   test_supabase
-  test_tls)
+  test_tls
+  test_backups)
 
 set(SAASODOO_INTEGRATION_TIMEOUTS
   test_tenants=300
@@ -50,7 +51,8 @@ set(SAASODOO_INTEGRATION_TIMEOUTS
   test_identity=180
   test_authz=180
   test_supabase=180
-  test_tls=180)
+  test_tls=180
+  test_backups=600)
 
 foreach(name ${SAASODOO_INTEGRATION_TESTS})
   set(timeout 300)

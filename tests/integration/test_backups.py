@@ -360,8 +360,8 @@ def test_retention_prunes_by_gfs_with_a_moved_clock(server, bk_pg):
                                         "keep_monthly"])), timeout=10)
     assert pol.overridden and pol.schedule == "daily" and pol.keep_daily == 2
 
-    today = datetime.datetime.now(datetime.timezone.utc).replace(hour=0, minute=30, second=0,
-                                                                 microsecond=0)
+    start = time.time()
+    today = datetime.datetime.fromtimestamp(start, datetime.timezone.utc)
     taken = []
     for day in (1, 2, 3, 9):
         restart(server, SAASODOO_CLOCK_OFFSET_SECONDS=day * DAY)
@@ -375,7 +375,7 @@ def test_retention_prunes_by_gfs_with_a_moved_clock(server, bk_pg):
             return idle and len(sched) == want and all(b.state == Backup.COMPLETE for b in sched)
         support.wait_for(settled, 120, interval=0.5, what=f"day {day}: {want} scheduled backups kept")
     sched = list_backups(server, tid, "trigger = SCHEDULED")
-    kept_days = sorted(round((b.create_time.seconds - today.timestamp()) / DAY) for b in sched)
+    kept_days = sorted(round((b.create_time.seconds - start) / DAY) for b in sched)
     assert set(kept_days) == gfs_expected(taken, 2, 1, 0, today)
     # The backup taken by hand is never pruned; the slot of each day was taken once.
     assert get_backup(server, manual.result).state == Backup.COMPLETE
@@ -407,6 +407,10 @@ def test_scheduled_backup_once_with_two_servers(server, bk_pg, store_dir, workdi
 
 def test_restore_drill_records_its_result(server, bk_pg, store_dir):
     tid, _, _ = tenant_with_data(server, bk_pg, "drl", rows=4)
+    # no scheduled backups: the drill takes the newest complete backup, this one
+    stub(server).UpdateBackupPolicy(backup_pb2.UpdateBackupPolicyRequest(
+        policy=backup_pb2.BackupPolicy(name=f"tenants/{tid}/backupPolicy", schedule="disabled"),
+        update_mask=support.field_mask(["schedule"])), timeout=10)
     op = create_backup(server, tid)
     restart(server, SAASODOO_BACKUP_DRILL_SCHEDULE="daily", SAASODOO_CLOCK_OFFSET_SECONDS=40 * DAY)
     support.wait_for(lambda: get_backup(server, op.result).last_drill != "", 120, interval=0.5,
@@ -533,6 +537,8 @@ def test_s3_round_trip(server, bk_pg, store_dir, workdir, s3rver):
         s3_prefix="platform", s3_access_key="S3RVER", s3_secret_key="S3RVER", s3_part_size_mb=5,
         s3_path_style=1))
     try:
+        # the tenant's files as this server sees them
+        shutil.copytree(server.filestore_dir / tid, s3srv.filestore_dir / tid)
         s3srv.start()
         op = create_backup(s3srv, tid)
         b = get_backup(s3srv, op.result)

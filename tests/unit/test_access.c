@@ -97,8 +97,15 @@ static void email_and_password_rules(void **state)
     (void)state;
     sdo_error err = {0};
     assert_int_equal(identity_check_email("ada@example.com", &err), 0);
-    const char *bad[] = {"", "ada", "@example.com", "ada@", "ada@example", "a b@example.com",
-                         "ada@@example.com", "ada@example.com.", "ada@.com"};
+    const char *bad[] = {"",
+                         "ada",
+                         "@example.com",
+                         "ada@",
+                         "ada@example",
+                         "a b@example.com",
+                         "ada@@example.com",
+                         "ada@example.com.",
+                         "ada@.com"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         memset(&err, 0, sizeof err);
         assert_true(identity_check_email(bad[i], &err) < 0);

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Backup benchmark: on a tenant database of at least BENCH_DB_MB (default 200 MB, rows of
+# generate_series + md5 text), the time of CreateBackup (request to operation done: pg_dump
+# -Fc streamed into the filesystem storage while hashing, the filestore tar, the manifest)
+# beside plain `pg_dump -Fc` into a file, and the time of RestoreBackup into a new tenant
+# (checksums read back, pg_restore streamed from storage, row counts checked, app started)
+# beside plain `pg_restore` of that file into an empty database; both pairs in the same run,
+# printed as throughput ratios (plain time / server time). Not part of the test suite; see
+# README.md here.
+#
+#   BENCH_DB_MB   size of the tenant database   (default 200)
+#   BENCH_KEEP    1 = keep the temporary directory (logs) afterwards
+#
+# Targets: both ratios at least 0.9. Exit status: 0 targets met, 1 the benchmark could not
+# run, 2 it ran but a target was missed (named on output).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+# shellcheck source=tests/bench/lib.sh
+source "$ROOT/tests/bench/lib.sh"
+
+DB_MB=${BENCH_DB_MB:-200}
+TEMPLATE=saasodoo_template
+bench_require_build
+bench_setup
+bench_start_postgres
+
+psql_admin() { # dbname sql
+    as_pg "$PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$TMP/run" -p "$PG_PORT" -U postgres -d "$1" -c "$2"
+}
+say "preparing the template database $TEMPLATE"
+{ psql_admin postgres "CREATE ROLE $TEMPLATE NOLOGIN" &&
+    psql_admin postgres "CREATE DATABASE $TEMPLATE OWNER $TEMPLATE" &&
+    psql_admin "$TEMPLATE" "SET ROLE $TEMPLATE; CREATE TABLE res_partner (id serial PRIMARY KEY, name text);
+        INSERT INTO res_partner (name) SELECT 'p' || g FROM generate_series(1, 100) g"; } >/dev/null ||
+    die "cannot make the template"
+
+export SAASODOO_DBSTRATEGY_TEMPLATE_DATABASE=$TEMPLATE SAASODOO_DBSTRATEGY_TEMPLATE_OWNER=$TEMPLATE
+export SAASODOO_DBSTRATEGY_PG_BIN_DIR=$PG_BIN SAASODOO_BACKUP_DRILL_SCHEDULE=disabled
+BENCH_LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
+bench_start_server
+bench_admin_token
+
+set +e
+"$PYTHON" - "$ADDR" "$BENCH_ADMIN_TOKEN" "$TMP" "$PG_BIN" "$PG_PORT" "$DB_MB" <<'PY'
+import os, subprocess, sys, time
+
+import grpc
+from saasodoo.v1 import (backup_pb2, backup_pb2_grpc, operation_pb2, operation_pb2_grpc,
+                         tenant_pb2, tenant_pb2_grpc)
+
+addr, token, tmp, pg_bin, pg_port, db_mb = sys.argv[1:7]
+db_mb = int(db_mb)
+md = [("authorization", "Bearer " + token)]
+ch = grpc.insecure_channel(addr)
+tenants = tenant_pb2_grpc.TenantServiceStub(ch)
+ops = operation_pb2_grpc.OperationServiceStub(ch)
+backups = backup_pb2_grpc.BackupServiceStub(ch)
+
+
+def fail(msg):
+    print(f"bench: error: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def as_pg(argv):
+    return (["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []) + argv
+
+
+def pg(tool, *args):
+    p = subprocess.run(as_pg([f"{pg_bin}/{tool}", "-h", f"{tmp}/run", "-p", pg_port, "-U", "postgres",
+                              *args]), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd="/")
+    if p.returncode:
+        fail(f"{tool} {' '.join(args)}: {p.stdout.strip()[-400:]}")
+    return p.stdout
+
+
+def wait(op):
+    last = op
+    for last in ops.WatchOperation(operation_pb2.WatchOperationRequest(name=op.name), timeout=3600,
+                                   metadata=md):
+        pass
+    if last.state != operation_pb2.Operation.SUCCEEDED:
+        fail(f"{op.name} ended {operation_pb2.Operation.State.Name(last.state)}: {last.error.message}")
+    return last
+
+
+wait(tenants.CreateTenant(tenant_pb2.CreateTenantRequest(
+    tenant_id="bench", tenant=tenant_pb2.Tenant(plan="plans/basic")), timeout=30, metadata=md))
+print(f"bench: filling tenant database 'bench' to at least {db_mb} MB", file=sys.stderr)
+pg("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "bench", "-c",
+   "SET ROLE bench; CREATE TABLE ledger (id bigserial PRIMARY KEY, account int NOT NULL, memo text NOT NULL)")
+while True:
+    size = int(pg("psql", "-X", "-A", "-t", "-d", "bench", "-c", "SELECT pg_database_size('bench')"))
+    if size >= db_mb * 1024 * 1024:
+        break
+    rows = (db_mb * 1024 * 1024 - size) // 200 + 10000
+    pg("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "bench", "-c",
+       f"SET ROLE bench; INSERT INTO ledger (account, memo) SELECT g % 1000, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text)"
+       f" FROM generate_series(1, {rows}) g")
+pg("psql", "-X", "-q", "-d", "bench", "-c", "VACUUM ANALYZE")
+size = int(pg("psql", "-X", "-A", "-t", "-d", "bench", "-c", "SELECT pg_database_size('bench')"))
+
+# plain pg_dump -Fc into a file, then the server's backup
+plain_dir = os.path.join(tmp, "plain")
+os.makedirs(plain_dir, exist_ok=True)
+if os.geteuid() == 0:
+    import pwd
+    pw = pwd.getpwnam("postgres")
+    os.chown(plain_dir, pw.pw_uid, pw.pw_gid)
+dump = os.path.join(plain_dir, "plain.dump")
+t0 = time.perf_counter()
+pg("pg_dump", "-Fc", "-f", dump, "bench")
+plain_dump = time.perf_counter() - t0
+t0 = time.perf_counter()
+op = wait(backups.CreateBackup(backup_pb2.CreateBackupRequest(parent="tenants/bench"), timeout=30,
+                               metadata=md))
+server_backup = time.perf_counter() - t0
+b = backups.GetBackup(backup_pb2.GetBackupRequest(name=op.result), timeout=30, metadata=md)
+
+# plain pg_restore of that file into an empty database, then the server's restore
+pg("createdb", "plain_restore")
+t0 = time.perf_counter()
+pg("pg_restore", "--no-owner", "--no-acl", "-d", "plain_restore", dump)
+plain_restore = time.perf_counter() - t0
+t0 = time.perf_counter()
+wait(backups.RestoreBackup(backup_pb2.RestoreBackupRequest(name=b.name, target_tenant_id="bench-copy"),
+                           timeout=30, metadata=md))
+server_restore = time.perf_counter() - t0
+
+mb = size / 1048576
+dump_mb = os.path.getsize(dump) / 1048576
+r_backup = plain_dump / server_backup
+r_restore = plain_restore / server_restore
+print(f"database                 {mb:8.1f} MB (dump {dump_mb:.1f} MB, backup {b.size_bytes / 1048576:.1f} MB in {len(b.parts)} parts)")
+print(f"pg_dump -Fc to a file    {plain_dump:8.2f} s  {mb / plain_dump:8.1f} MB/s")
+print(f"CreateBackup             {server_backup:8.2f} s  {mb / server_backup:8.1f} MB/s   ratio {r_backup:.2f} (target >= 0.9)")
+print(f"pg_restore from the file {plain_restore:8.2f} s  {mb / plain_restore:8.1f} MB/s")
+print(f"RestoreBackup (new)      {server_restore:8.2f} s  {mb / server_restore:8.1f} MB/s   ratio {r_restore:.2f} (target >= 0.9)")
+missed = [n for n, r in (("backup", r_backup), ("restore", r_restore)) if r < 0.9]
+if missed:
+    print("bench: target missed: " + ", ".join(missed), file=sys.stderr)
+    sys.exit(2)
+PY
+rc=$?
+set -e
+exit $rc
