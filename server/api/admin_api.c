@@ -65,11 +65,7 @@ static int list_servers(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMess
     saasodoo__v1__list_database_servers_response__init(out);
     out->database_servers = items;
     out->n_database_servers = n;
-    if (more) {
-        char tok[PAGE_TOKEN_MAX];
-        page_token_encode(last, scope, tok, sizeof tok);
-        out->next_page_token = sdo_strdup(tok);
-    }
+    out->next_page_token = page_token_next(more, last, scope);
     *resp = &out->base;
     return 0;
 }

@@ -276,11 +276,7 @@ static int list_api_keys(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMes
     saasodoo__v1__list_api_keys_response__init(out);
     out->api_keys = items;
     out->n_api_keys = n;
-    if (more) {
-        char tok[PAGE_TOKEN_MAX];
-        page_token_encode(last, scope, tok, sizeof tok);
-        out->next_page_token = sdo_strdup(tok);
-    }
+    out->next_page_token = page_token_next(more, last, scope);
     *resp = &out->base;
     return 0;
 }
@@ -374,11 +370,7 @@ int admin_list_users(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessage
     saasodoo__v1__list_users_response__init(out);
     out->users = items;
     out->n_users = n;
-    if (more) {
-        char tok[PAGE_TOKEN_MAX];
-        page_token_encode(last, scope, tok, sizeof tok);
-        out->next_page_token = sdo_strdup(tok);
-    }
+    out->next_page_token = page_token_next(more, last, scope);
     *resp = &out->base;
     return 0;
 }
@@ -503,11 +495,7 @@ int admin_list_audit_events(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufC
     saasodoo__v1__list_audit_events_response__init(out);
     out->audit_events = items;
     out->n_audit_events = n;
-    if (more) {
-        char tok[PAGE_TOKEN_MAX];
-        page_token_encode(last, scope, tok, sizeof tok);
-        out->next_page_token = sdo_strdup(tok);
-    }
+    out->next_page_token = page_token_next(more, last, scope);
     *resp = &out->base;
     return 0;
 }

@@ -87,11 +87,7 @@ static int list_operations(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCM
     saasodoo__v1__list_operations_response__init(out);
     out->operations = items;
     out->n_operations = n;
-    if (more) {
-        char tok[PAGE_TOKEN_MAX];
-        page_token_encode(last, scope, tok, sizeof tok);
-        out->next_page_token = sdo_strdup(tok);
-    }
+    out->next_page_token = page_token_next(more, last, scope);
     *resp = &out->base;
     return 0;
 }

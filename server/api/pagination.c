@@ -3,6 +3,7 @@
  * key is noticed. */
 #include "api/pagination.h"
 
+#include <protobuf-c/protobuf-c.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,4 +67,13 @@ int page_token_decode(const char *token, const char *scope, int64_t *key, sdo_er
         return sdo_fail_field(err, "page_token", "page_token is not valid");
     *key = (int64_t)k;
     return 0;
+}
+
+char *page_token_next(bool more, int64_t last, const char *scope)
+{
+    if (!more)
+        return (char *)protobuf_c_empty_string;
+    char tok[PAGE_TOKEN_MAX];
+    page_token_encode(last, scope, tok, sizeof tok);
+    return sdo_strdup(tok);
 }

@@ -287,11 +287,7 @@ static int list_tenants(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMess
     out->tenants = items;
     out->n_tenants = n;
     out->total_size = total;
-    if (more) {
-        char tok[PAGE_TOKEN_MAX];
-        page_token_encode(last, scope, tok, sizeof tok);
-        out->next_page_token = sdo_strdup(tok);
-    }
+    out->next_page_token = page_token_next(more, last, scope);
     *resp = &out->base;
     return 0;
 }

@@ -43,6 +43,14 @@ static Google__Protobuf__Timestamp *ts_or_null(const PGresult *r, int row, int c
     return PQgetisnull(r, row, col) ? NULL : ts_from_us(store_get_i64(r, row, col));
 }
 
+/* Rows to keep of a page query run with LIMIT limit + 1; *more tells if others follow. */
+static int page_rows(const PGresult *r, int limit, bool *more)
+{
+    int rows = PQntuples(r);
+    *more = rows > limit;
+    return *more ? limit : rows;
+}
+
 /* ---- users ---- */
 
 #define USER_COLS                                                                                  \
@@ -215,10 +223,7 @@ int store_user_list(store *st, PGconn *c, const char *role, int disabled, const 
                              5, p, err, NULL);
     if (!r)
         return failed(err);
-    int rows = PQntuples(r);
-    *more = rows > limit;
-    if (*more)
-        rows = limit;
+    int rows = page_rows(r, limit, more);
     *out = rows ? sdo_malloc((size_t)rows * sizeof **out) : NULL;
     for (int i = 0; i < rows; i++)
         (*out)[i] = user_message(r, i);
@@ -461,10 +466,7 @@ int store_api_key_list(store *st, PGconn *c, const char *user_id, int64_t after_
                              3, p, err, NULL);
     if (!r)
         return failed(err);
-    int rows = PQntuples(r);
-    *more = rows > limit;
-    if (*more)
-        rows = limit;
+    int rows = page_rows(r, limit, more);
     *out = rows ? sdo_malloc((size_t)rows * sizeof **out) : NULL;
     for (int i = 0; i < rows; i++)
         (*out)[i] = key_message(r, i);
@@ -525,10 +527,7 @@ int store_audit_list(store *st, PGconn *c, const char *principal, const char *me
         5, p, err, NULL);
     if (!r)
         return failed(err);
-    int rows = PQntuples(r);
-    *more = rows > limit;
-    if (*more)
-        rows = limit;
+    int rows = page_rows(r, limit, more);
     *out = rows ? sdo_malloc((size_t)rows * sizeof **out) : NULL;
     for (int i = 0; i < rows; i++) {
         Saasodoo__V1__AuditEvent *e = sdo_malloc(sizeof *e);

@@ -777,6 +777,18 @@ scenarios.backups = async () => {
     await waitCardSucceeded(page, restored.card, restored.opName, "restoring in place", customer.token);
     await waitTenantState(id, "ACTIVE", "", "after the restore", customer.token);
     await shot(page, "backups", "restored");
+
+    // Delete the backup, with a confirmation; it leaves the list.
+    const backupName = await backupRow.getAttribute("data-backup");
+    await backupRow.locator("button[data-action=delete-backup]").click();
+    const del = page.locator("dialog[open]");
+    await del.waitFor();
+    check(/cannot be restored/.test(await del.innerText()), "the delete confirmation does not say what is lost");
+    await del.locator("[data-role=confirm]").click();
+    await page.waitForFunction((n) => !document.querySelector(`#backups tr[data-backup="${n}"]`) ||
+      document.querySelector(`#backups tr[data-backup="${n}"]`).dataset.state === "DELETING", backupName,
+    { timeout: ACTIVE_TIMEOUT });
+    await shot(page, "backups", "deleted");
   });
 };
 

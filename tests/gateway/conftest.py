@@ -48,11 +48,13 @@ def gateway(session_gateway, server):
 
 @pytest.fixture
 def gateway_factory(workdir):
-    """Builds extra gateways (own port and log), killed after the test."""
+    """Builds extra gateways (own port and log), killed after the test. Their API calls
+    carry the bootstrap admin's token when the backend lets it sign in."""
     made = []
 
     def make(backend, name, args=(), env=None, frontend=gs.FRONTEND_DIR):
         gw = gs.Gateway(workdir, backend, name=name, args=args, env=env, frontend=frontend)
+        gw.sign_in_lazily = True
         made.append(gw)
         return gw
 

@@ -49,6 +49,9 @@ class Gateway:
         self.proc = None
         # The access token call() sends when it is given none (None: no credentials).
         self.token = None
+        # When set, the first API call through this gateway signs in as the bootstrap
+        # admin and keeps the token (if the backend answers sign-ins at all).
+        self.sign_in_lazily = False
 
     def argv(self):
         argv = [str(GATEWAY_BIN), "--listen", self.address, "--backend", self.backend]
@@ -167,6 +170,12 @@ def call(gw, method, path, body=None, headers=None, timeout=10, raw_body=None, t
     with token=None, and none added when headers has an Authorization already."""
     headers = dict(headers or {})
     if token is GW_TOKEN:
+        if gw.token is None and gw.sign_in_lazily and path.startswith("/v1/") and not path.startswith("/v1/auth:"):
+            gw.sign_in_lazily = False
+            resp = call(gw, "POST", "/v1/auth:signIn",
+                        {"email": support.ADMIN_EMAIL, "password": support.ADMIN_PASSWORD}, token=None)
+            if resp.status == 200:
+                gw.token = resp.json()["access_token"]
         token = gw.token
     if token and not any(k.lower() == "authorization" for k in headers):
         headers["Authorization"] = f"Bearer {token}"
