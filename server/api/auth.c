@@ -84,30 +84,10 @@ static int access_request(rpc_ctx *ctx, const ProtobufCMessage *req)
         return sdo_fail(&ctx->err, SDO_PERMISSION_DENIED, "no authorization rule allows %s",
                         ctx->path);
     }
+    if (rule->kind == AZ_PUBLIC) /* no credentials looked at: nothing waits on the store */
+        return authz_check(app->st, rule, NULL, req, ctx->target, sizeof ctx->target, &ctx->err);
     char header[16500];
-    int hl = rpc_ctx_metadata(ctx, "authorization", header, sizeof header);
-    principal who;
-    bool known = false;
-    if (hl >= 0) {
-        const char *cred = header;
-        if (strncasecmp(header, "Bearer ", 7) == 0) {
-            cred = header + 7;
-            while (*cred == ' ')
-                cred++;
-        } else if (rule->kind != AZ_PUBLIC) {
-            sdo_fail(&ctx->err, SDO_UNAUTHENTICATED,
-                     "the authorization header must be 'Bearer <access token or API key>'");
-            sdo_error_reason(&ctx->err, "MALFORMED_AUTHORIZATION");
-            return -1;
-        }
-        if (identity_authenticate(app->id, cred, &who, &ctx->err) == 0) {
-            known = true;
-        } else if (rule->kind != AZ_PUBLIC) {
-            return -1;
-        } else {
-            memset(&ctx->err, 0, sizeof ctx->err); /* a stale token does not stop a sign-in */
-        }
-    } else if (rule->kind != AZ_PUBLIC) {
+    if (rpc_ctx_metadata(ctx, "authorization", header, sizeof header) < 0) {
         sdo_fail(&ctx->err, SDO_UNAUTHENTICATED,
                  "%s needs credentials: send 'authorization: Bearer <access token or API key>' "
                  "(sign in with IdentityService.SignIn)",
@@ -115,17 +95,26 @@ static int access_request(rpc_ctx *ctx, const ProtobufCMessage *req)
         sdo_error_reason(&ctx->err, "MISSING_CREDENTIALS");
         return -1;
     }
-    if (known) {
-        snprintf(ctx->principal, sizeof ctx->principal, "users/%s", who.user_id);
-        ctx->role = who.role;
-        sdo_strlcpy(ctx->api_key, who.api_key, sizeof ctx->api_key);
-        if (!ratelimit_take(rl, "user", who.user_id, cfg->ratelimit_principal_rate,
-                            cfg->ratelimit_principal_burst, now, &retry))
-            return limited(ctx, "user", retry);
+    if (strncasecmp(header, "Bearer ", 7) != 0) {
+        sdo_fail(&ctx->err, SDO_UNAUTHENTICATED,
+                 "the authorization header must be 'Bearer <access token or API key>'");
+        sdo_error_reason(&ctx->err, "MALFORMED_AUTHORIZATION");
+        return -1;
     }
-    if (authz_check(app->st, rule, known ? &who : NULL, req, ctx->target, sizeof ctx->target,
-                    &ctx->err) < 0) {
-        if (known && authz_mutating(ctx->path))
+    const char *cred = header + 7;
+    while (*cred == ' ')
+        cred++;
+    principal who;
+    if (identity_authenticate(app->id, cred, &who, &ctx->err) < 0)
+        return -1;
+    snprintf(ctx->principal, sizeof ctx->principal, "users/%s", who.user_id);
+    ctx->role = who.role;
+    sdo_strlcpy(ctx->api_key, who.api_key, sizeof ctx->api_key);
+    if (!ratelimit_take(rl, "user", who.user_id, cfg->ratelimit_principal_rate,
+                        cfg->ratelimit_principal_burst, now, &retry))
+        return limited(ctx, "user", retry);
+    if (authz_check(app->st, rule, &who, req, ctx->target, sizeof ctx->target, &ctx->err) < 0) {
+        if (authz_mutating(ctx->path))
             audit(ctx, ctx->err.code);
         return -1;
     }

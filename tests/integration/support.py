@@ -110,7 +110,7 @@ STEPS = {
     "SUSPEND_TENANT": ["app", "logins", "server"],
     "RESUME_TENANT": ["server", "logins", "app", "health"],
     "DELETE_TENANT": ["app", "database", "server"],
-    "MIGRATE_TENANT": ["freeze", "target", "copy", "verify", "switch", "app", "health", "cleanup"],
+    "MIGRATE_TENANT": ["backup", "freeze", "target", "copy", "verify", "switch", "app", "health", "cleanup"],
 }
 FAULT_ENV = "SAASODOO_FAULT_INJECT"
 
