@@ -91,7 +91,8 @@ func (g *gateway) close() { g.conn.Close() }
 // outermost first: request id, access log, CORS, then the route.
 func (g *gateway) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", g.limitBody(g.trackStreams(g.api)))
+	// Backup downloads are answered as files before the generated routes see them.
+	mux.Handle("/v1/", g.limitBody(g.downloads(g.trackStreams(g.api))))
 	mux.HandleFunc("/openapi.json", serveOpenAPI)
 	mux.HandleFunc("/healthz", g.healthz)
 	mux.Handle("/", staticHandler(g.cfg.frontendDir))

@@ -154,3 +154,19 @@ func TestSnakeCase(t *testing.T) {
 		}
 	}
 }
+
+func TestDownloadRouteAndFileName(t *testing.T) {
+	m := downloadPath.FindStringSubmatch("/v1/tenants/acme/backups/20261126-101500-3f2a9c:download")
+	if m == nil || m[1] != "acme" || m[2] != "20261126-101500-3f2a9c" {
+		t.Fatalf("match %q", m)
+	}
+	for _, p := range []string{"/v1/tenants/acme/backups/b1", "/v1/tenants/acme/backups/b1:restore",
+		"/v1/tenants/acme/backups:download", "/v1/tenants/a/b/backups/b1:download"} {
+		if downloadPath.MatchString(p) {
+			t.Errorf("%s should not be a download", p)
+		}
+	}
+	if got := downloadFilename("acme", "b1", `x"; y/../z`); got != "acme-b1-x___y_.._z" {
+		t.Errorf("file name %q", got)
+	}
+}

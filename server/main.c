@@ -377,7 +377,7 @@ int main(int argc, char **argv)
         log_error("msg=\"cannot start identity\" error=\"%s\"", serr.message);
         goto out;
     }
-    sdo_app app = {&cfg, st, watch, &key, eng, rt, &pgc, ident};
+    sdo_app app = {&cfg, st, watch, &key, eng, rt, &pgc, ident, backups};
     reg = api_registry_new();
     if (!reg) {
         log_error("msg=\"the service tables are inconsistent\"");

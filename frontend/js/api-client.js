@@ -440,6 +440,30 @@ export async function watchOperation(name, onUpdate, { signal } = {}) {
   return last;
 }
 
+// Fetches one part of a backup (admins only) through GET {name}:download?part=PART,
+// which answers the part's raw bytes. The access token goes in the Authorization
+// header as for every call, never in the URL. Resolves with { blob, filename }, the
+// file name being the one the gateway suggests (tenant-backup-part).
+export async function downloadBackupPart(name, part, { signal } = {}) {
+  const { resp, requestId } = await send("GET", namePath(name, ":download"), { query: { part }, signal });
+  if (!resp.ok) throw await errorFrom(resp, requestId);
+  let blob;
+  try {
+    blob = await resp.blob();
+  } catch (err) {
+    if (err && err.name === "AbortError") throw err;
+    // the gateway cuts a download short when the part fails its checksum midway
+    throw new ApiError({ network: true, code: 15, message: String(err && err.message), requestId });
+  }
+  const size = Number(resp.headers.get("Content-Length"));
+  if (Number.isFinite(size) && size > 0 && blob.size !== size) {
+    throw new ApiError({ code: 15, message: `the download of ${part} stopped after ${blob.size} of ${size} bytes`,
+      requestId });
+  }
+  const m = /filename="([^"]+)"/.exec(resp.headers.get("Content-Disposition") || "");
+  return { blob, filename: m ? m[1] : part };
+}
+
 // Ends the session on the platform (SignOut with the refresh token, renewed first if
 // the access token is about to expire) and in this browser. The local session is gone
 // even when the platform cannot be told.
@@ -539,6 +563,7 @@ export const backups = {
     request("POST", namePath(name, ":restore"), { body: { target_tenant_id: targetTenantId, request_id: requestId } }),
   remove: (name) => request("DELETE", namePath(name), { query: { request_id: newRequestId() } }),
   getPolicy: (tenantName) => request("GET", namePath(`${tenantName}/backupPolicy`)),
+  download: downloadBackupPart,
 };
 
 export const admin = {

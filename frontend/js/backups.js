@@ -1,8 +1,8 @@
 // The Backups tab of a tenant (BackupService): its backups with state, trigger, size,
 // date and latest restore drill; "Back up now", restore (in place or into a new
 // tenant) and delete. Each of those starts an operation, whose progress the dashboard
-// shows like any other.
-import { backups } from "./api-client.js";
+// shows like any other. Admins also get a Download link per part of a complete backup.
+import { backups, sessionUser, whoAmI } from "./api-client.js";
 import {
   backupBadge, busy, clear, confirmDialog, el, formatBytes, formatTime, formDialog, notify, notifyError, shortName,
   td, titleCase,
@@ -37,6 +37,7 @@ export function backupsTab(panel, tenant, { follow }) {
   const moreBtn = el("button", { class: "btn", type: "button", id: "backups-more" }, "Show more");
   const moreWrap = el("div", { class: "actions", hidden: true }, moreBtn);
   let nextPageToken = "";
+  let admin = false; // from GetCurrentUser: downloads are for admins only
 
   clear(panel).append(
     el("div", { class: "card-head" },
@@ -62,17 +63,27 @@ export function backupsTab(panel, tenant, { follow }) {
       actions.append(el("button", { class: "btn btn-small btn-link", type: "button", dataset: { action: "delete-backup" },
         "aria-label": `Delete the backup of ${when}`, onclick: (e) => remove(b, e.currentTarget, msg) }, "Delete"));
     }
+    const downloads = admin && b.state === "COMPLETE" && (b.parts || []).length
+      ? el("div", { class: "downloads" }, el("span", { class: "sub" }, "Download:"),
+        b.parts.map((p) => el("button", { class: "btn btn-small btn-link", type: "button",
+          dataset: { action: "download", part: p.name },
+          "aria-label": `Download ${p.name} of the backup of ${when} (${formatBytes(p.size_bytes)})`,
+          title: `SHA-256 ${p.sha256}`,
+          onclick: (e) => download(b, p, e.currentTarget, msg) }, p.name)))
+      : null;
     return el("tr", { dataset: { backup: b.name, state: b.state } },
       td("Created", when, b.description ? el("span", { class: "sub" }, b.description) : null),
       td("State", backupBadge(b.state)),
       td("Trigger", TRIGGERS[b.trigger] || titleCase(b.trigger === "TRIGGER_UNSPECIFIED" ? "" : b.trigger) || "—"),
       td("Size", formatBytes(b.size_bytes)),
       td("Last restore test", drillWords(b.last_drill)),
-      el("td", { class: "actions-cell" }, actions, msg));
+      el("td", { class: "actions-cell" }, actions, downloads, msg));
   }
 
   async function load({ append = false } = {}) {
     try {
+      const user = await whoAmI().catch(() => sessionUser());
+      admin = !!user && user.role === "ADMIN";
       const resp = await backups.list(tenant.name, { pageSize: 50, pageToken: append ? nextPageToken : "" });
       if (!append) clear(tbody);
       for (const b of resp.backups || []) tbody.append(row(b));
@@ -150,6 +161,23 @@ export function backupsTab(panel, tenant, { follow }) {
       () => backups.restore(b.name, choice));
   }
 
+  // Fetches the part with the session's token and hands it to the browser as a file
+  // (an object URL on a temporary link), so the token never appears in a URL.
+  async function download(b, part, button, msg) {
+    clear(msg);
+    try {
+      const { blob, filename } = await busy(button, () => backups.download(b.name, part.name));
+      const href = URL.createObjectURL(blob);
+      const link = el("a", { href, download: filename, hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(href), 60000);
+    } catch (err) {
+      notifyError(msg, err, `${part.name} could not be downloaded.`);
+    }
+  }
+
   async function remove(b, button, msg) {
     const when = formatTime(b.create_time) || shortName(b.name);
     const ok = await confirmDialog({
@@ -167,6 +195,7 @@ export function backupsTab(panel, tenant, { follow }) {
     started(createBtn, `A backup of ${id}`, () => backups.create(tenant.name)));
   refreshBtn.addEventListener("click", () => busy(refreshBtn, () => load()));
   moreBtn.addEventListener("click", () => busy(moreBtn, () => load({ append: true })));
+  document.addEventListener("saasodoo:user", () => load()); // the role may have changed
   document.addEventListener("saasodoo:operation-done", (e) => {
     const op = e.detail || {};
     const ours = (n) => n === tenant.name || String(n || "").startsWith(`${tenant.name}/`);

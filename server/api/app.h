@@ -10,6 +10,7 @@
 #include "runtime/runtime.h"
 #include "util/secret.h"
 #include "rpc/dispatch.h"
+#include "storage/storage.h"
 #include "store/store.h"
 
 typedef struct sdo_app {
@@ -20,7 +21,8 @@ typedef struct sdo_app {
     engine *eng;
     runtime *rt;
     const pgc_config *pgc;
-    identity *id; /* authentication and its caches; NULL only in unit tests */
+    identity *id;     /* authentication and its caches; NULL only in unit tests */
+    storage *backups; /* backup storage (borrowed); NULL when none is open */
 } sdo_app;
 
 /* Builds the registry of every service: saasodoo.v1, health and reflection, with the

@@ -9,6 +9,7 @@
 #include "api/handlers.h"
 #include "api/pagination.h"
 #include "backup/backup.h"
+#include "backup/download.h"
 #include "saasodoo/v1/backup.pb-c.h"
 #include "store/records.h"
 #include "tenants/validate.h"
@@ -203,6 +204,46 @@ static int restore_backup(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMe
     return 0;
 }
 
+/* ---- DownloadBackupPart: the part's bytes as a stream of BackupChunk ---- */
+
+static int send_chunk(void *arg, const void *data, size_t n, int64_t offset, int64_t total,
+                      const char *sha256, sdo_error *err)
+{
+    Saasodoo__V1__BackupChunk m = SAASODOO__V1__BACKUP_CHUNK__INIT;
+    m.data.data = (uint8_t *)data;
+    m.data.len = n;
+    m.offset = offset;
+    m.total_size = total;
+    if (sha256)
+        m.sha256 = (char *)sha256;
+    if (rpc_stream_send_wait(arg, &m.base) < 0)
+        return sdo_fail(err, SDO_CANCELLED, "the client went away during the download");
+    return 0;
+}
+
+static int download_part(rpc_ctx *ctx, const ProtobufCMessage *msg, rpc_stream *s)
+{
+    const Saasodoo__V1__DownloadBackupPartRequest *req = (const void *)msg;
+    sdo_app *app = ctx->app;
+    char tenant[64], id[64];
+    if (backup_name_parse(req->name, "name", tenant, id, &ctx->err) < 0)
+        return -1;
+    if (!req->part[0])
+        return sdo_fail_field(&ctx->err, "part",
+                              "part is required: one of the backup's parts, e.g. "
+                              "'database.dump', 'files.tar' or 'manifest.json'");
+    if (!bk_part_name_ok(req->part))
+        return sdo_fail_field(&ctx->err, "part",
+                              "part '%.80s' is not a part name: 1 to 63 of [A-Za-z0-9._-], not "
+                              "starting with '.', e.g. 'database.dump'",
+                              req->part);
+    if (bk_download_part(app->st, app->backups, tenant, id, req->part, send_chunk, s, &ctx->err) <
+        0)
+        return -1;
+    rpc_stream_finish(s, 0, NULL);
+    return 0;
+}
+
 /* ---- policies ---- */
 
 static void policy_etag(bool overridden, int64_t version, char *out, size_t outsz)
@@ -372,5 +413,6 @@ const rpc_handler backup_handlers[] = {
     {"RestoreBackup", RPC_UNARY, restore_backup, NULL, NULL},
     {"GetBackupPolicy", RPC_UNARY, get_policy, NULL, NULL},
     {"UpdateBackupPolicy", RPC_UNARY, update_policy, NULL, NULL},
+    {"DownloadBackupPart", RPC_SERVER_STREAM, NULL, download_part, NULL},
     {NULL, 0, NULL, NULL, NULL},
 };

@@ -181,24 +181,26 @@ static void drill_tenant(backup_scheduler *s, const char *id)
     const char *role = t.db_role[0] ? t.db_role : t.id;
     snprintf(scratch, sizeof scratch, "%s__drill", db);
     int64_t t0 = sdo_mono_us();
-    const char *dump_sha = NULL;
+    /* every part is read and checked; the dump as it streams into pg_restore */
+    const backup_part_rec *dump = NULL;
     for (size_t i = 0; rc == 0 && i < np; i++) {
         char key[300];
         snprintf(key, sizeof key, "%s%s", b->prefix, parts[i].name);
-        rc = bk_verify_part(s->env.backups, key, parts[i].name, parts[i].size, parts[i].sha256,
-                            &err);
         if (strcmp(parts[i].name, "database.dump") == 0)
-            dump_sha = parts[i].sha256;
+            dump = &parts[i];
+        else
+            rc = bk_verify_part(s->env.backups, key, parts[i].name, parts[i].size, parts[i].sha256,
+                                &err);
     }
-    if (rc == 0 && !dump_sha)
+    if (rc == 0 && !dump)
         rc = sdo_fail(&err, SDO_DATA_LOSS, "the backup has no database dump");
     if (rc == 0)
         rc = bk_scratch_database(&srv, scratch, role, true, &err);
     if (rc == 0) {
         char key[300];
         snprintf(key, sizeof key, "%sdatabase.dump", b->prefix);
-        rc = bk_restore_database(s->env.backups, key, dump_sha, &srv, scratch, role,
-                                 s->env.cfg->dbstrategy_pg_bin_dir, &err);
+        rc = bk_restore_database(s->env.backups, key, dump->name, dump->size, dump->sha256, &srv,
+                                 scratch, role, s->env.cfg->dbstrategy_pg_bin_dir, &err);
     }
     char pgv[64];
     char *rows = NULL;

@@ -359,7 +359,10 @@ static int b_keep(step_ctx *x, sdo_error *err)
 
 /* ---- RESTORE -------------------------------------------------------------------------------- */
 
-/* Checks every part in storage against the record, before anything is touched. */
+/* Before anything is made: the backup is COMPLETE, its record has every part, the small
+ * manifest matches its checksum, and the large parts are in storage with their recorded sizes.
+ * The large parts' checksums are checked as they stream into pg_restore and tar (the restore
+ * step), which fails with DATA_LOSS naming the part before anything is switched. */
 static int r_verify(step_ctx *x, sdo_error *err)
 {
     char tenant[64], id[64];
@@ -378,16 +381,18 @@ static int r_verify(step_ctx *x, sdo_error *err)
     for (size_t i = 0; rc == 0 && i < n; i++) {
         char key[300];
         part_key(&b, parts[i].name, key, sizeof key);
-        rc = bk_verify_part(stg, key, parts[i].name, parts[i].size, parts[i].sha256, err);
+        bool manifest = strcmp(parts[i].name, PART_MANIFEST) == 0;
+        rc = manifest ? bk_verify_part(stg, key, parts[i].name, parts[i].size, parts[i].sha256, err)
+                      : bk_check_part_size(stg, key, parts[i].name, parts[i].size, err);
         have[0] = have[0] || strcmp(parts[i].name, PART_DATABASE) == 0;
         have[1] = have[1] || strcmp(parts[i].name, PART_FILES) == 0;
-        have[2] = have[2] || strcmp(parts[i].name, PART_MANIFEST) == 0;
+        have[2] = have[2] || manifest;
     }
     if (rc == 0 && !(have[0] && have[1] && have[2]))
         rc = sdo_fail(err, SDO_DATA_LOSS, "backup '%s' lacks a part in its record", id);
     free(parts);
     if (rc == 0)
-        log_info("msg=\"backup verified\" tenant=%s backup=%s parts=%zu", tenant, id, n);
+        log_info("msg=\"backup parts present\" tenant=%s backup=%s parts=%zu", tenant, id, n);
     return rc;
 }
 
@@ -411,10 +416,12 @@ static int part_of(step_ctx *x, const char *tenant, const char *id, const char *
     return rc;
 }
 
-/* Restores the backup's database into db on server s (made empty first, owned by owner) and
- * its filestore into files_dir (made empty first). */
+/* Restores the backup's database into db on server s and its filestore into files_dir (made
+ * empty first), both checked against their checksums as they stream. db is made empty first
+ * (owned by owner) unless the caller has just made it (fresh). On failure the caller drops db
+ * and removes files_dir. */
 static int restore_into(step_ctx *x, const server_rec *s, const char *db, const char *owner,
-                        const char *files_dir, sdo_error *err)
+                        bool fresh, const char *files_dir, sdo_error *err)
 {
     char tenant[64], id[64], key[300];
     backup_rec b;
@@ -427,13 +434,13 @@ static int restore_into(step_ctx *x, const server_rec *s, const char *db, const 
         rc = part_of(x, tenant, id, PART_DATABASE, &dump, err);
     if (rc == 0)
         rc = part_of(x, tenant, id, PART_FILES, &files, err);
-    if (rc == 0)
+    if (rc == 0 && !fresh)
         rc = bk_scratch_database(s, db, owner, true, err);
     if (rc < 0)
         return rc;
     int64_t t0 = sdo_mono_us();
     part_key(&b, PART_DATABASE, key, sizeof key);
-    rc = bk_restore_database(stg, key, dump.sha256, s, db, owner,
+    rc = bk_restore_database(stg, key, PART_DATABASE, dump.size, dump.sha256, s, db, owner,
                              x->env->cfg->dbstrategy_pg_bin_dir, err);
     if (rc == 0)
         log_info("msg=\"database restored\" tenant=%s backup=%s into=%s ms=%lld", tenant, id, db,
@@ -443,7 +450,7 @@ static int restore_into(step_ctx *x, const server_rec *s, const char *db, const 
             rc = sdo_fail(err, SDO_INTERNAL, "cannot create %s: %s", files_dir, strerror(errno));
         part_key(&b, PART_FILES, key, sizeof key);
         if (rc == 0)
-            rc = bk_untar(stg, key, files.sha256, files_dir, err);
+            rc = bk_untar(stg, key, PART_FILES, files.size, files.sha256, files_dir, err);
     }
     return rc;
 }
@@ -530,14 +537,27 @@ static int ri_unfreeze(step_ctx *x, sdo_error *err)
     return rc;
 }
 
+/* A restore step that failed removes what it made before it reports the failure (the
+ * engine undoes only the steps that completed): a damaged part leaves no restored copy. */
+static int restore_failed(step_ctx *x, int rc, int (*undo)(step_ctx *, sdo_error *))
+{
+    sdo_error e = {0};
+    if (undo(x, &e) < 0)
+        log_warn("msg=\"cannot remove what a failed restore made\" tenant=%s error=\"%s\"",
+                 x->tenant_id, e.message);
+    return rc;
+}
+
+static int ri_unrestore(step_ctx *x, sdo_error *err);
+
 static int ri_restore(step_ctx *x, sdo_error *err)
 {
     in_place p;
     int rc = in_place_load(x, &p, err);
     if (rc == 0)
-        rc = restore_into(x, &p.s, p.scratch, role_of(&p.t), p.files_new, err);
+        rc = restore_into(x, &p.s, p.scratch, role_of(&p.t), false, p.files_new, err);
     in_place_free(&p);
-    return rc;
+    return rc < 0 ? restore_failed(x, rc, ri_unrestore) : rc;
 }
 
 static int ri_unrestore(step_ctx *x, sdo_error *err)
@@ -710,9 +730,11 @@ static int ri_cleanup(step_ctx *x, sdo_error *err)
 /* ---- RESTORE into a new tenant ----------------------------------------------------------------
  */
 
+static int rn_unrestore(step_ctx *x, sdo_error *err);
+
 static int rn_restore(step_ctx *x, sdo_error *err)
 {
-    tenant_rec t;
+    tenant_rec t = {0};
     server_rec s = {0};
     char *files = NULL;
     int rc = step_load_tenant(x, &t, err);
@@ -720,19 +742,21 @@ static int rn_restore(step_ctx *x, sdo_error *err)
         rc = sdo_fail(err, SDO_INTERNAL, "tenant '%s' was not placed", t.id);
     if (rc == 0)
         rc = step_server(x, t.server, &s, err);
-    /* an empty database under the tenant's name, then its role (which takes it over) */
+    /* an empty database under the tenant's name, then its role (which takes it over); the
+     * restore goes into that database as it is */
     if (rc == 0)
         rc = bk_scratch_database(&s, t.id, NULL, true, err);
     if (rc == 0)
         rc = dbs_setup_role(&x->dbs, &t, t.server, false, err);
     if (rc == 0) {
         files = x->env->rt->ops->filestore_path(x->env->rt, t.id);
-        rc = restore_into(x, &s, t.id, t.id, files, err);
+        rc = restore_into(x, &s, t.id, t.id, true, files, err);
     }
+    bool placed = t.server[0] != 0;
     free(files);
     server_rec_free(&s);
     tenant_rec_free(&t);
-    return rc;
+    return rc < 0 && placed ? restore_failed(x, rc, rn_unrestore) : rc;
 }
 
 static int rn_unrestore(step_ctx *x, sdo_error *err)
@@ -773,17 +797,17 @@ static const step_def delete_steps[] = {
     {"remove", "removing the backup", b_remove, b_keep},
 };
 static const step_def restore_in_place_steps[] = {
-    {"verify", "verifying the backup's checksums", r_verify, NULL},
-    {"freeze", "stopping Odoo and closing the database", ri_freeze, ri_unfreeze},
+    {"verify", "checking the backup's parts", r_verify, NULL},
     {"restore", "restoring into a new database", ri_restore, ri_unrestore},
     {"check", "checking the restored rows against the manifest", ri_check, NULL},
+    {"freeze", "stopping Odoo and closing the database", ri_freeze, ri_unfreeze},
     {"swap", "putting the restored database in place", ri_swap, ri_unswap},
     {"open", "opening the database to the tenant", ri_open, ri_close},
     {"app", "starting Odoo", ri_app, step_app_stop},
     {"cleanup", "dropping the replaced database", ri_cleanup, NULL},
 };
 static const step_def restore_new_steps[] = {
-    {"verify", "verifying the backup's checksums", r_verify, NULL},
+    {"verify", "checking the backup's parts", r_verify, NULL},
     {"place", "choosing a database server", step_place, step_unplace},
     {"restore", "restoring the database and files", rn_restore, rn_unrestore},
     {"check", "checking the restored rows against the manifest", rn_check, NULL},

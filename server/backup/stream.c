@@ -147,75 +147,125 @@ int bk_put_text(storage *stg, const char *key, const char *text, bk_part *out, s
     return 0;
 }
 
-/* Reads object key, hashing it, into fd (-1: nowhere). *size gets the bytes read. */
-static int object_to_fd(storage *stg, const char *key, int fd, int64_t *size, char sha[65],
-                        sdo_error *err)
+/* DATA_LOSS naming part: the object read has n bytes with SHA-256 got, the record says size
+ * and sha256. */
+static int part_damaged(const char *part, int64_t n, const char *got, int64_t size,
+                        const char *sha256, sdo_error *err)
+{
+    int rc = sdo_fail(err, SDO_DATA_LOSS,
+                      "backup part '%s' is damaged: %lld bytes with SHA-256 %s in storage, the "
+                      "manifest says %lld bytes with SHA-256 %s; it will not be restored",
+                      part, (long long)n, got, (long long)size, sha256);
+    sdo_error_reason(err, "BACKUP_CHECKSUM_MISMATCH");
+    return rc;
+}
+
+static int part_missing(const char *part, const char *key, sdo_error *err)
+{
+    int rc =
+        sdo_fail(err, SDO_DATA_LOSS, "backup part '%s' is missing from storage (%s)", part, key);
+    sdo_error_reason(err, "BACKUP_PART_MISSING");
+    return rc;
+}
+
+static int write_all(int fd, const char *buf, size_t n)
+{
+    for (size_t off = 0; off < n;) {
+        ssize_t m = write(fd, buf + off, n - off);
+        if (m < 0 && errno == EINTR)
+            continue;
+        if (m < 0)
+            return -1;
+        off += (size_t)m;
+    }
+    return 0;
+}
+
+/* Reads object key, hashing every byte, into fd (-1: nowhere), and checks it against the
+ * record of part: size bytes with SHA-256 sha256, else DATA_LOSS naming the part. The chunk
+ * read last is written to fd only once the whole object has matched: a program reading fd
+ * never reaches the end of a damaged part (pg_restore's single transaction then rolls back,
+ * tar stops short). A program that stops reading early does not stop the check: the rest of
+ * the object is still read and hashed, so a damaged part is reported as damaged rather than
+ * as the program's complaint about it; that it stopped is an INTERNAL failure (the caller
+ * prefers the program's own error line). */
+static int object_to_fd(storage *stg, const char *key, int fd, const char *part, int64_t size,
+                        const char *sha256, sdo_error *err)
 {
     storage_reader *r = stg->ops->open(stg, key, err);
     if (!r)
-        return storage_failed(err);
+        return err->code == SDO_NOT_FOUND ? part_missing(part, key, err) : storage_failed(err);
     hasher h;
     hash_init(&h);
-    char *buf = sdo_malloc(CHUNK);
+    char *buf[2] = {sdo_malloc(CHUNK), sdo_malloc(CHUNK)};
+    int cur = 0, write_errno = 0;
+    size_t held = 0; /* bytes read last, in buf[!cur], not yet written */
     int64_t total = 0;
     int rc = 0;
     for (;;) {
-        ssize_t n = stg->ops->read(r, buf, CHUNK, err);
+        ssize_t n = stg->ops->read(r, buf[cur], CHUNK, err);
         if (n < 0) {
             rc = storage_failed(err);
             break;
         }
         if (n == 0)
             break;
-        EVP_DigestUpdate(h.md, buf, (size_t)n);
+        EVP_DigestUpdate(h.md, buf[cur], (size_t)n);
         total += n;
-        for (ssize_t off = 0; fd >= 0 && off < n;) {
-            ssize_t m = write(fd, buf + off, (size_t)(n - off));
-            if (m < 0 && errno == EINTR)
-                continue;
-            if (m < 0) {
-                rc = sdo_fail(err, SDO_INTERNAL, "the program reading '%s' stopped early: %s", key,
-                              strerror(errno));
-                break;
-            }
-            off += m;
-        }
-        if (rc < 0)
-            break;
+        if (held && fd >= 0 && !write_errno && write_all(fd, buf[!cur], held) < 0)
+            write_errno = errno ? errno : EPIPE;
+        held = (size_t)n;
+        cur = !cur;
     }
-    free(buf);
     stg->ops->close(r);
     if (rc < 0) {
         hash_drop(&h);
-        return rc;
+    } else {
+        char got[65];
+        hash_hex(&h, got);
+        if (total != size || strcmp(got, sha256) != 0)
+            rc = part_damaged(part, total, got, size, sha256, err);
+        else if (held && fd >= 0 && !write_errno && write_all(fd, buf[!cur], held) < 0)
+            write_errno = errno ? errno : EPIPE;
+        if (rc == 0 && write_errno)
+            rc = sdo_fail(err, SDO_INTERNAL, "the program reading '%s' stopped early: %s", key,
+                          strerror(write_errno));
     }
-    hash_hex(&h, sha);
-    *size = total;
-    return 0;
+    free(buf[0]);
+    free(buf[1]);
+    return rc;
 }
 
 int bk_verify_part(storage *stg, const char *key, const char *part, int64_t size,
                    const char *sha256, sdo_error *err)
 {
-    char got[65];
+    return object_to_fd(stg, key, -1, part, size, sha256, err);
+}
+
+int bk_check_part_size(storage *stg, const char *key, const char *part, int64_t size,
+                       sdo_error *err)
+{
     int64_t n = 0;
-    int rc = object_to_fd(stg, key, -1, &n, got, err);
-    if (rc == -SDO_NOT_FOUND) {
-        rc = sdo_fail(err, SDO_DATA_LOSS, "backup part '%s' is missing from storage (%s)", part,
-                      key);
-        sdo_error_reason(err, "BACKUP_PART_MISSING");
-        return rc;
-    }
-    if (rc < 0)
-        return rc;
-    if (n != size || strcmp(got, sha256) != 0) {
-        rc = sdo_fail(err, SDO_DATA_LOSS,
-                      "backup part '%s' is damaged: %lld bytes with SHA-256 %s in storage, the "
-                      "manifest says %lld bytes with SHA-256 %s; it will not be restored",
-                      part, (long long)n, got, (long long)size, sha256);
+    if (stg->ops->stat(stg, key, &n, err) < 0)
+        return err->code == SDO_NOT_FOUND ? part_missing(part, key, err) : storage_failed(err);
+    if (n != size) {
+        int rc = sdo_fail(err, SDO_DATA_LOSS,
+                          "backup part '%s' is damaged: %lld bytes in storage, the manifest says "
+                          "%lld bytes; it will not be restored",
+                          part, (long long)n, (long long)size);
         sdo_error_reason(err, "BACKUP_CHECKSUM_MISMATCH");
         return rc;
     }
+    return 0;
+}
+
+/* A pipe whose writing end holds a whole chunk (best effort: the default 64 KiB works too,
+ * with more switches between the writer and the program reading). */
+static int stream_pipe(int fds[2], sdo_error *err)
+{
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return sdo_fail(err, SDO_INTERNAL, "cannot make a pipe: %s", strerror(errno));
+    (void)fcntl(fds[1], F_SETPIPE_SZ, (int)CHUNK);
     return 0;
 }
 
@@ -388,14 +438,6 @@ static char *concat(const char *a, const char *b)
 
 /* ---- database ----------------------------------------------------------------------------- */
 
-/* {"schema.table": rows} of every ordinary table outside the system schemas. */
-#define ROW_COUNTS_SQL                                                                             \
-    "SELECT coalesce(jsonb_object_agg(n.nspname || '.' || c.relname, (xpath('/row/n/text()',"      \
-    " query_to_xml(format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname), false,"        \
-    " true, '')))[1]::text::bigint), '{}')::text FROM pg_catalog.pg_class c"                       \
-    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r'"              \
-    " AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'"
-
 static int query_failed(PGconn *c, PGresult *r, const char *what, sdo_error *err)
 {
     char line[300];
@@ -406,13 +448,36 @@ static int query_failed(PGconn *c, PGresult *r, const char *what, sdo_error *err
                     what, line);
 }
 
+/* A query yielding (key, n): "schema.table" and its exact row count, for every ordinary table
+ * outside the system schemas. It is one UNION ALL of a count(*) per table, written by the
+ * server itself (format() quotes the names), so the counts take one round trip and a large
+ * table may be scanned in parallel. */
+#define COUNTS_QUERY_SQL                                                                           \
+    "SELECT coalesce(string_agg(format('SELECT %L::text AS key, count(*) AS n FROM %I.%I',"        \
+    " n.nspname || '.' || c.relname, n.nspname, c.relname), ' UNION ALL '"                         \
+    " ORDER BY n.nspname, c.relname), 'SELECT NULL::text AS key, 0::bigint AS n WHERE false')"     \
+    " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"         \
+    " WHERE c.relkind = 'r' AND n.nspname <> 'information_schema'"                                 \
+    " AND n.nspname NOT LIKE 'pg\\_%'"
+
+/* The counting query for database c is connected to (malloc'ed into *out). */
+static int counts_query(PGconn *c, char **out, sdo_error *err)
+{
+    PGresult *r = PQexec(c, COUNTS_QUERY_SQL);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return query_failed(c, r, "cannot list the tables to count", err);
+    *out = sdo_strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return 0;
+}
+
 int bk_dump_database(storage *stg, const char *key, const server_rec *s, const char *db,
                      const char *bin_dir, bk_part *out, bk_snapshot *snap, sdo_error *err)
 {
     memset(snap, 0, sizeof *snap);
     tool t;
     int pipefd[2] = {-1, -1};
-    char *dbarg = NULL, *snaparg = NULL;
+    char *dbarg = NULL, *snaparg = NULL, *counts = NULL;
     int rc = tool_prepare(&t, bin_dir, "pg_dump", s, db, err);
     PGconn *c = rc == 0 ? dbs_connect(s, db, err) : NULL;
     if (rc == 0 && !c)
@@ -434,7 +499,13 @@ int bk_dump_database(storage *stg, const char *key, const server_rec *s, const c
     snaparg = concat("--snapshot=", PQgetvalue(r, 0, 0));
     sdo_strlcpy(snap->postgres_version, PQgetvalue(r, 0, 1), sizeof snap->postgres_version);
     PQclear(r);
-    r = PQexec(c, ROW_COUNTS_SQL);
+    if ((rc = counts_query(c, &counts, err)) < 0)
+        goto out;
+    sdo_buf sql = {0};
+    sdo_buf_printf(&sql, "SELECT coalesce(jsonb_object_agg(key, n), '{}')::text FROM (%s) t",
+                   counts);
+    r = sql.overflow ? NULL : PQexec(c, sql.data);
+    sdo_buf_free(&sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         rc = query_failed(c, r, "cannot count the rows of the tenant's tables", err);
         goto out;
@@ -442,10 +513,8 @@ int bk_dump_database(storage *stg, const char *key, const server_rec *s, const c
     snap->row_counts_json = sdo_strdup(PQgetvalue(r, 0, 0));
     PQclear(r);
 
-    if (pipe2(pipefd, O_CLOEXEC) < 0) {
-        rc = sdo_fail(err, SDO_INTERNAL, "cannot make a pipe: %s", strerror(errno));
+    if ((rc = stream_pipe(pipefd, err)) < 0)
         goto out;
-    }
     dbarg = concat("--dbname=", t.conninfo);
     const char *argv[] = {t.path, "--format=custom", snaparg, dbarg, NULL};
     if ((rc = tool_start(&t, argv, -1, pipefd[1], err)) < 0)
@@ -477,6 +546,7 @@ out:
     tool_free(&t);
     free(dbarg);
     free(snaparg);
+    free(counts);
     if (rc < 0) {
         free(snap->row_counts_json);
         snap->row_counts_json = NULL;
@@ -484,8 +554,23 @@ out:
     return rc;
 }
 
-int bk_restore_database(storage *stg, const char *key, const char *sha256, const server_rec *s,
-                        const char *db, const char *owner, const char *bin_dir, sdo_error *err)
+/* Waits for the program reading a part from the pipe; the part's own failure (damaged,
+ * storage trouble) says more than the program's complaint about it, except that a program
+ * that failed explains why it stopped reading. */
+static int finish_reader(tool *t, const char *what, int copy_rc, const sdo_error *copy_err,
+                         sdo_error *err)
+{
+    int rc = tool_finish(t, what, err);
+    if (copy_rc < 0 && (rc == 0 || copy_err->code != SDO_INTERNAL)) {
+        *err = *copy_err;
+        rc = copy_rc;
+    }
+    return rc;
+}
+
+int bk_restore_database(storage *stg, const char *key, const char *part, int64_t size,
+                        const char *sha256, const server_rec *s, const char *db, const char *owner,
+                        const char *bin_dir, sdo_error *err)
 {
     tool t;
     int pipefd[2] = {-1, -1};
@@ -493,10 +578,8 @@ int bk_restore_database(storage *stg, const char *key, const char *sha256, const
     int rc = tool_prepare(&t, bin_dir, "pg_restore", s, db, err);
     if (rc < 0)
         goto out;
-    if (pipe2(pipefd, O_CLOEXEC) < 0) {
-        rc = sdo_fail(err, SDO_INTERNAL, "cannot make a pipe: %s", strerror(errno));
+    if ((rc = stream_pipe(pipefd, err)) < 0)
         goto out;
-    }
     dbarg = concat("--dbname=", t.conninfo);
     rolearg = concat("--role=", owner);
     const char *argv[] = {
@@ -506,27 +589,13 @@ int bk_restore_database(storage *stg, const char *key, const char *sha256, const
         goto out;
     close(pipefd[0]);
     pipefd[0] = -1;
-    char got[65];
-    int64_t n = 0;
-    rc = object_to_fd(stg, key, pipefd[1], &n, got, err);
-    int copy_rc = rc;
+    int copy_rc = object_to_fd(stg, key, pipefd[1], part, size, sha256, err);
     sdo_error copy_err = *err;
-    close(pipefd[1]); /* end of input: pg_restore commits or rolls back */
+    close(pipefd[1]); /* end of input: pg_restore commits, or rolls back on a cut-short dump */
     pipefd[1] = -1;
     char what[128];
     snprintf(what, sizeof what, "pg_restore into database '%s' failed", db);
-    rc = tool_finish(&t, what, err);
-    if (copy_rc < 0 && (rc == 0 || copy_err.code != SDO_INTERNAL)) {
-        *err = copy_err; /* the storage failing says more than pg_restore's complaint */
-        rc = copy_rc;
-    }
-    if (rc == 0 && strcmp(got, sha256) != 0) {
-        rc = sdo_fail(err, SDO_DATA_LOSS,
-                      "the database dump changed in storage while it was restored (SHA-256 %s, "
-                      "expected %s)",
-                      got, sha256);
-        sdo_error_reason(err, "BACKUP_CHECKSUM_MISMATCH");
-    }
+    rc = finish_reader(&t, what, copy_rc, &copy_err, err);
 out:
     if (pipefd[0] >= 0)
         close(pipefd[0]);
@@ -544,20 +613,27 @@ int bk_check_rows(const server_rec *s, const char *db, const char *row_counts_js
     PGconn *c = dbs_connect(s, db, err);
     if (!c)
         return -(int)err->code;
+    char *counts = NULL;
+    int rc = counts_query(c, &counts, err);
+    if (rc < 0) {
+        PQfinish(c);
+        return rc;
+    }
+    sdo_buf sql = {0};
+    sdo_buf_printf(&sql,
+                   "WITH got AS (SELECT key, to_jsonb(n) AS value FROM (%s) t),"
+                   " want AS (SELECT key, value FROM jsonb_each($1::jsonb))"
+                   " SELECT (SELECT count(*) FROM want), k.key, w.value::text, g.value::text"
+                   " FROM (SELECT key FROM want UNION SELECT key FROM got) k"
+                   " LEFT JOIN want w ON w.key = k.key LEFT JOIN got g ON g.key = k.key"
+                   " WHERE w.value IS DISTINCT FROM g.value"
+                   " UNION ALL SELECT (SELECT count(*) FROM want), NULL, NULL, NULL"
+                   " ORDER BY 2 NULLS LAST LIMIT 1",
+                   counts);
+    free(counts);
     const char *p[] = {row_counts_json};
-    PGresult *r = PQexecParams(c,
-                               "WITH now AS (" ROW_COUNTS_SQL "),"
-                               " got AS (SELECT key, value FROM jsonb_each((SELECT * FROM"
-                               " now)::jsonb)), want AS (SELECT key, value FROM"
-                               " jsonb_each($1::jsonb))"
-                               " SELECT (SELECT count(*) FROM want), k.key, w.value::text,"
-                               " g.value::text FROM (SELECT key FROM want UNION SELECT key FROM"
-                               " got) k LEFT JOIN want w ON w.key = k.key LEFT JOIN got g ON"
-                               " g.key = k.key WHERE w.value IS DISTINCT FROM g.value"
-                               " UNION ALL SELECT (SELECT count(*) FROM want), NULL, NULL, NULL"
-                               " ORDER BY 2 NULLS LAST LIMIT 1",
-                               1, NULL, p, NULL, NULL, 0);
-    int rc = 0;
+    PGresult *r = sql.overflow ? NULL : PQexecParams(c, sql.data, 1, NULL, p, NULL, NULL, 0);
+    sdo_buf_free(&sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         rc = query_failed(c, r, "cannot count the restored rows", err);
         PQfinish(c);
@@ -613,10 +689,8 @@ int bk_tar_dir(storage *stg, const char *key, const char *dir, bk_part *out, sdo
         goto out;
     struct stat sb;
     bool have = dir && dir[0] && stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode);
-    if (pipe2(pipefd, O_CLOEXEC) < 0) {
-        rc = sdo_fail(err, SDO_INTERNAL, "cannot make a pipe: %s", strerror(errno));
+    if ((rc = stream_pipe(pipefd, err)) < 0)
         goto out;
-    }
     const char *with_dir[] = {"tar", "-C", dir, "-cf", "-", ".", NULL};
     const char *empty[] = {"tar", "-cf", "-", "--files-from=/dev/null", NULL};
     if ((rc = tool_start(&t, have ? with_dir : empty, -1, pipefd[1], err)) < 0)
@@ -641,40 +715,28 @@ out:
     return rc;
 }
 
-int bk_untar(storage *stg, const char *key, const char *sha256, const char *dir, sdo_error *err)
+int bk_untar(storage *stg, const char *key, const char *part, int64_t size, const char *sha256,
+             const char *dir, sdo_error *err)
 {
     tool t;
     int pipefd[2] = {-1, -1};
     int rc = tool_prepare(&t, NULL, "tar", NULL, NULL, err);
     if (rc < 0)
         goto out;
-    if (pipe2(pipefd, O_CLOEXEC) < 0) {
-        rc = sdo_fail(err, SDO_INTERNAL, "cannot make a pipe: %s", strerror(errno));
+    if ((rc = stream_pipe(pipefd, err)) < 0)
         goto out;
-    }
     const char *argv[] = {"tar", "-C", dir, "-xf", "-", NULL};
     if ((rc = tool_start(&t, argv, pipefd[0], -1, err)) < 0)
         goto out;
     close(pipefd[0]);
     pipefd[0] = -1;
-    char got[65];
-    int64_t n = 0;
-    int copy_rc = object_to_fd(stg, key, pipefd[1], &n, got, err);
+    int copy_rc = object_to_fd(stg, key, pipefd[1], part, size, sha256, err);
     sdo_error copy_err = *err;
     close(pipefd[1]);
     pipefd[1] = -1;
     char what[PATH_MAX + 64];
     snprintf(what, sizeof what, "extracting the filestore into %s failed", dir);
-    rc = tool_finish(&t, what, err);
-    if (copy_rc < 0 && (rc == 0 || copy_err.code != SDO_INTERNAL)) {
-        *err = copy_err;
-        rc = copy_rc;
-    }
-    if (rc == 0 && strcmp(got, sha256) != 0) {
-        rc = sdo_fail(err, SDO_DATA_LOSS,
-                      "the filestore archive changed in storage while it was restored");
-        sdo_error_reason(err, "BACKUP_CHECKSUM_MISMATCH");
-    }
+    rc = finish_reader(&t, what, copy_rc, &copy_err, err);
 out:
     if (pipefd[0] >= 0)
         close(pipefd[0]);

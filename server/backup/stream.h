@@ -1,7 +1,7 @@
 /* Moving a tenant's data between its database server or filestore and backup storage as
  * streams, hashing (SHA-256) every byte on the way: pg_dump into an object, an object into
  * pg_restore, a directory as a tar stream into an object and back. Nothing is copied to local
- * disk first. */
+ * disk first; a part read back is checked against its record as it streams. */
 #ifndef SDO_BACKUP_STREAM_H
 #define SDO_BACKUP_STREAM_H
 
@@ -42,14 +42,24 @@ int bk_put_text(storage *stg, const char *key, const char *text, bk_part *out, s
 int bk_verify_part(storage *stg, const char *key, const char *part, int64_t size,
                    const char *sha256, sdo_error *err);
 
-/* Restores object key (a pg_dump -Fc archive) into database db of server s, which must exist,
- * be empty and be owned by owner; objects become owner's. The object is hashed on the way and
- * checked against sha256 (DATA_LOSS on a mismatch). */
-int bk_restore_database(storage *stg, const char *key, const char *sha256, const server_rec *s,
-                        const char *db, const char *owner, const char *bin_dir, sdo_error *err);
+/* Checks that key exists with the recorded size, without reading it: DATA_LOSS naming part
+ * otherwise. */
+int bk_check_part_size(storage *stg, const char *key, const char *part, int64_t size,
+                       sdo_error *err);
 
-/* Extracts object key (a tar stream, checked against sha256) into the empty directory dir. */
-int bk_untar(storage *stg, const char *key, const char *sha256, const char *dir, sdo_error *err);
+/* Restores object key (a pg_dump -Fc archive, the backup's part named part) into database db
+ * of server s, which must exist, be empty and be owned by owner; objects become owner's. The
+ * object is checked as it streams: size bytes with SHA-256 sha256, else DATA_LOSS naming the
+ * part (whatever pg_restore made of it), and pg_restore does not get the end of a damaged
+ * dump, so its single transaction rolls back. The caller still drops db on any failure. */
+int bk_restore_database(storage *stg, const char *key, const char *part, int64_t size,
+                        const char *sha256, const server_rec *s, const char *db, const char *owner,
+                        const char *bin_dir, sdo_error *err);
+
+/* Extracts object key (a tar stream, the part named part) into the empty directory dir,
+ * checking it as it streams like bk_restore_database; the caller removes dir on failure. */
+int bk_untar(storage *stg, const char *key, const char *part, int64_t size, const char *sha256,
+             const char *dir, sdo_error *err);
 
 /* Compares the row counts of every table of database db on s with row_counts_json: DATA_LOSS
  * naming the first table that differs. *tables (may be NULL) gets the number compared. */

@@ -36,8 +36,9 @@ typedef struct rpc_ctx {
 typedef int (*rpc_unary_fn)(rpc_ctx *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp);
 
 /* Server-streaming handler: returns 0 once it has taken the stream (it then sends with
- * rpc_stream_send and ends with rpc_stream_finish, from any thread), or fails like a unary
- * handler and the transport ends the call with ctx->err. */
+ * rpc_stream_send or rpc_stream_send_wait and ends with rpc_stream_finish, from any thread),
+ * or fails like a unary handler (also after sending) and the transport ends the call with
+ * ctx->err. */
 typedef int (*rpc_stream_fn)(rpc_ctx *ctx, const ProtobufCMessage *req, rpc_stream *s);
 
 /* Bidirectional handler: called once per request message with one response each. */
@@ -78,8 +79,9 @@ typedef struct rpc_interceptor {
     int (*before)(rpc_ctx *ctx);
     void (*after)(rpc_ctx *ctx, int code, int64_t duration_us);
     int (*request)(rpc_ctx *ctx, const ProtobufCMessage *req);
-    /* On the handler thread once a unary handler has returned, with its status (may wait on
-     * the store: the audit log is written here). */
+    /* On the handler thread once a unary or server-streaming handler has returned, with its
+     * status: a stream's final status when the handler ended it, 0 when it keeps it open
+     * (may wait on the store: the audit log is written here). */
     void (*handled)(rpc_ctx *ctx, int code);
 } rpc_interceptor;
 
@@ -94,6 +96,12 @@ int64_t rpc_ctx_remaining_ms(const rpc_ctx *ctx);
  * the caller. Only the latest unsent message is kept when the client reads slower than
  * changes arrive. Returns 0, or -1 when the stream has ended. Thread-safe. */
 int rpc_stream_send(rpc_stream *s, const ProtobufCMessage *msg);
+/* Sends one message on a server stream without ever dropping one: waits (blocking the calling
+ * thread) until the previous message has gone out, so a slow client slows the sender down.
+ * For data that must arrive whole (a file); not to be mixed with rpc_stream_send on the
+ * same stream. Returns 0, or -1 when the stream has ended (the client went away, the deadline
+ * passed, the server is stopping). */
+int rpc_stream_send_wait(rpc_stream *s, const ProtobufCMessage *msg);
 /* Ends the stream with a status (message may be NULL). Idempotent. Thread-safe. */
 void rpc_stream_finish(rpc_stream *s, int code, const char *message);
 /* Keeps the stream alive beyond the handler; each ref needs one unref. */

@@ -3,10 +3,11 @@
  * Each worker thread owns a completion queue and keeps several grpc_server_request_call
  * slots open on it. A call moves through tagged batches: NEW (call arrived) → RECV (request
  * read) → the handler runs on the worker → STATUS (answer sent). Streams add SENT tags, one
- * send in flight at a time with the latest pending message queued behind it, and a CLOSE
- * tag that tells when the client goes away. Calls are reference counted: one reference for
- * the call's life until its status is sent, one per batch in flight, and one per holder of
- * a stream (rpc_stream_ref).
+ * send in flight at a time with the latest pending message queued behind it (or, with
+ * rpc_stream_send_wait, the sender waiting until the send in flight completes, so no message
+ * is dropped), and a CLOSE tag that tells when the client goes away. Calls are reference
+ * counted: one reference for the call's life until its status is sent, one per batch in
+ * flight, and one per holder of a stream (rpc_stream_ref).
  *
  * Handlers that may block (every method but health and reflection waits on PostgreSQL) run
  * on a pool of handler threads fed by a queue, so the completion-queue threads keep moving
@@ -67,6 +68,7 @@ struct rpc_call {
     int recv_success;
 
     pthread_mutex_t mu;
+    pthread_cond_t sent_cv; /* a send completed or the stream ended (rpc_stream_send_wait) */
     int refs;
     bool initial_sent;
     bool send_in_flight;
@@ -124,6 +126,7 @@ static void post_request(worker *w)
     c->w = w;
     c->refs = 1;
     pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->sent_cv, NULL);
     c->t_new = (call_tag){TAG_NEW, c};
     c->t_recv = (call_tag){TAG_RECV, c};
     c->t_sent = (call_tag){TAG_SENT, c};
@@ -139,6 +142,7 @@ static void post_request(worker *w)
         grpc_call_details_destroy(&c->details);
         grpc_metadata_array_destroy(&c->md);
         pthread_mutex_destroy(&c->mu);
+        pthread_cond_destroy(&c->sent_cv);
         free(c);
     }
 }
@@ -163,6 +167,7 @@ static void call_free(rpc_call *c)
     grpc_call_details_destroy(&c->details);
     grpc_metadata_array_destroy(&c->md);
     pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->sent_cv);
     free(c);
 }
 
@@ -251,6 +256,7 @@ static void send_status_locked(rpc_call *c, int code, const char *message,
     c->status_sent = true;
     c->ended = true;
     c->status_code = code;
+    pthread_cond_broadcast(&c->sent_cv);
     call_ref_locked(c);
     start_batch(c, ops, n, &c->t_status);
 }
@@ -267,6 +273,7 @@ static void finish_call(rpc_call *c, int code, const ProtobufCMessage *resp)
             free(c->finish_msg);
             c->finish_msg = sdo_strdup(msg);
             c->ended = true;
+            pthread_cond_broadcast(&c->sent_cv);
         } else {
             send_status_locked(c, code, msg, resp);
         }
@@ -485,7 +492,15 @@ static void on_recv(rpc_call *c, int success)
             if (ctx->err.code == SDO_OK)
                 sdo_fail(&ctx->err, SDO_INTERNAL, "internal error (request id %s)",
                          ctx->request_id);
+            run_interceptors_handled(c, (int)ctx->err.code);
             finish_call(c, ctx->err.code, NULL);
+        } else {
+            /* A stream the handler already ended reports its status; one it keeps open
+             * (a watch) reports OK: it was taken. */
+            pthread_mutex_lock(&c->mu);
+            int code = c->status_sent ? c->status_code : c->finish_pending ? c->finish_code : 0;
+            pthread_mutex_unlock(&c->mu);
+            run_interceptors_handled(c, code);
         }
         break;
     case RPC_BIDI:
@@ -505,6 +520,7 @@ static void on_sent(rpc_call *c, int success)
 {
     pthread_mutex_lock(&c->mu);
     c->send_in_flight = false;
+    pthread_cond_broadcast(&c->sent_cv);
     if (c->send_buf) {
         grpc_byte_buffer_destroy(c->send_buf);
         c->send_buf = NULL;
@@ -555,6 +571,7 @@ static void on_close(rpc_call *c)
     pthread_mutex_lock(&c->mu);
     if (c->cancelled || !c->status_sent) {
         c->ended = true;
+        pthread_cond_broadcast(&c->sent_cv);
         fn = c->on_cancel;
         arg = c->cancel_arg;
         c->on_cancel = NULL;
@@ -596,6 +613,7 @@ static void *worker_main(void *arg)
                 grpc_call_details_destroy(&c->details);
                 grpc_metadata_array_destroy(&c->md);
                 pthread_mutex_destroy(&c->mu);
+                pthread_cond_destroy(&c->sent_cv);
                 free(c);
                 continue;
             }
@@ -658,6 +676,24 @@ static void *handler_main(void *arg)
 
 /* ---- streams --------------------------------------------------------------------------- */
 
+/* Starts the SEND_MESSAGE batch of bb (with the initial metadata the first time). Lock held,
+ * no send in flight. */
+static void start_send_locked(rpc_call *c, grpc_byte_buffer *bb)
+{
+    grpc_op ops[2];
+    size_t n = 0;
+    if (!c->initial_sent)
+        add_initial_md(c, &ops[n++]);
+    memset(&ops[n], 0, sizeof ops[n]);
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    c->send_buf = bb;
+    ops[n].data.send_message.send_message = bb;
+    n++;
+    c->send_in_flight = true;
+    call_ref_locked(c);
+    start_batch(c, ops, n, &c->t_sent);
+}
+
 int rpc_stream_send(rpc_stream *s, const ProtobufCMessage *msg)
 {
     rpc_call *c = s->call;
@@ -672,19 +708,25 @@ int rpc_stream_send(rpc_stream *s, const ProtobufCMessage *msg)
             grpc_byte_buffer_destroy(c->pending);
         c->pending = bb;
     } else {
-        grpc_op ops[2];
-        size_t n = 0;
-        if (!c->initial_sent)
-            add_initial_md(c, &ops[n++]);
-        memset(&ops[n], 0, sizeof ops[n]);
-        ops[n].op = GRPC_OP_SEND_MESSAGE;
-        c->send_buf = bb;
-        ops[n].data.send_message.send_message = bb;
-        n++;
-        c->send_in_flight = true;
-        call_ref_locked(c);
-        start_batch(c, ops, n, &c->t_sent);
+        start_send_locked(c, bb);
     }
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+int rpc_stream_send_wait(rpc_stream *s, const ProtobufCMessage *msg)
+{
+    rpc_call *c = s->call;
+    grpc_byte_buffer *bb = pack_message(msg); /* packed outside the lock */
+    pthread_mutex_lock(&c->mu);
+    while (!c->ended && !c->status_sent && (c->send_in_flight || c->pending))
+        pthread_cond_wait(&c->sent_cv, &c->mu);
+    if (c->ended || c->status_sent) {
+        pthread_mutex_unlock(&c->mu);
+        grpc_byte_buffer_destroy(bb);
+        return -1;
+    }
+    start_send_locked(c, bb);
     pthread_mutex_unlock(&c->mu);
     return 0;
 }
@@ -705,6 +747,7 @@ void rpc_stream_finish(rpc_stream *s, int code, const char *message)
         free(c->finish_msg);
         c->finish_msg = sdo_strdup(message ? message : "");
         c->ended = true;
+        pthread_cond_broadcast(&c->sent_cv);
     } else {
         send_status_locked(c, code, message, NULL);
     }

@@ -15,7 +15,7 @@
 // browser's own "Failed to load resource" line for an API call (/v1/...) that answered
 // with an error status: those answers are part of the API, and the pages show them in
 // words (which the scenarios check).
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -756,6 +756,23 @@ scenarios.backups = async () => {
     check(/By hand/.test(text), `the backup's trigger is not shown: ${text}`);
     check(/\d+(\.\d+)? (bytes|KB|MB|GB)/.test(text), `the backup's size is not shown: ${text}`);
     await shot(page, "backups", "complete");
+
+    // Downloading a part is for admins: the customer has no Download link; the admin
+    // downloads the manifest, named tenant-backup-part.
+    check((await backupRow.locator("[data-action=download]").count()) === 0, "a customer is offered a backup download");
+    const completeName = await backupRow.getAttribute("data-backup");
+    await withBrowser(async (adminPage) => {
+      await signIn(adminPage, adminAccount(), { next: `dashboard.html?tenant=${encodeURIComponent(id)}&tab=backups` });
+      const adminRow = adminPage.locator(`#backups tbody tr[data-backup="${completeName}"]`);
+      await adminRow.waitFor();
+      const link = adminRow.locator('button[data-action=download][data-part="manifest.json"]');
+      const [dl] = await Promise.all([adminPage.waitForEvent("download"), link.click()]);
+      const want = `${id}-${completeName.split("/").pop()}-manifest.json`;
+      check(dl.suggestedFilename() === want, `the download is named ${dl.suggestedFilename()}, not ${want}`);
+      const manifest = JSON.parse(readFileSync(await dl.path(), "utf8"));
+      check(manifest && typeof manifest === "object", "the downloaded manifest is not a JSON object");
+      await shot(adminPage, "backups", "admin-download");
+    });
 
     // Restore in place: the confirmation wants the tenant's id; a new tenant id is checked.
     await backupRow.locator("button[data-action=restore]").click();

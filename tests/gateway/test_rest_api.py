@@ -427,6 +427,55 @@ def test_watch_of_an_unknown_operation_is_404_in_the_error_shape(gateway):
     assert_error(resp, 404, 5, "operations/00000000-0000-4000-8000-000000000000")
 
 
+# --- backup downloads ----------------------------------------------------------------
+
+def _wait_done(gw, name, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        resp = call(gw, "GET", f"/v1/{name}")
+        assert resp.status == 200, resp
+        if resp.json().get("done"):
+            return resp.json()
+        time.sleep(0.3)
+    raise AssertionError(f"{name} did not finish within {timeout} s")
+
+
+def test_backup_part_download_is_a_file(gateway):
+    import hashlib
+    tid, op = create_tenant(gateway)
+    assert _wait_done(gateway, op["name"])["state"] == "SUCCEEDED"
+    resp = call(gateway, "POST", f"/v1/tenants/{tid}/backups", {"description": "REST download"})
+    assert resp.status == 200, resp
+    bop = _wait_done(gateway, resp.json()["name"])
+    assert bop["state"] == "SUCCEEDED", bop
+    name = bop["result"]
+    bid = name.rsplit("/", 1)[1]
+    backup = call(gateway, "GET", f"/v1/{name}").json()
+    assert backup["state"] == "COMPLETE"
+    assert {p["name"] for p in backup["parts"]} >= {"database.dump", "manifest.json"}
+    for part in backup["parts"]:
+        resp = call(gateway, "GET", f"/v1/{name}:download?part={part['name']}", timeout=60)
+        assert resp.status == 200, resp
+        assert resp.headers["content-type"] == "application/octet-stream"
+        assert resp.headers["content-disposition"] == \
+            f'attachment; filename="{tid}-{bid}-{part["name"]}"'
+        assert int(resp.headers["content-length"]) == int(part["size_bytes"]) == len(resp.body)
+        assert hashlib.sha256(resp.body).hexdigest() == part["sha256"]
+
+    url = f"/v1/{name}:download?part=database.dump"
+    body = assert_error(call(gateway, "GET", url, token=None), 401, 16)
+    assert "credential" in body["message"].lower() or "authorization" in body["message"].lower()
+    customer = sign_up(gateway)
+    resp = call(gateway, "GET", url, token=customer["access_token"])
+    assert_error(resp, 403, 7)
+    assert resp.headers["content-type"].startswith("application/json")
+    assert_error(call(gateway, "GET", f"/v1/{name}:download?part=nope.bin"), 404, 5, "nope.bin")
+    assert_error(call(gateway, "GET", f"/v1/{name}:download"), 400, 3, "part")
+    assert_error(call(gateway, "GET", f"/v1/tenants/{tid}/backups/20200101-000000-abcdef:download"
+                                      "?part=database.dump"), 404, 5, "does not exist")
+    assert_error(call(gateway, "POST", url, {}), 405, 12)
+
+
 # --- request ids and the access log --------------------------------------------------
 
 def test_request_id_is_passed_to_the_server_and_echoed(gateway, server):

@@ -91,6 +91,7 @@ IMPLEMENTED_METHODS = {
     "/saasodoo.v1.BackupService/RestoreBackup",
     "/saasodoo.v1.BackupService/GetBackupPolicy",
     "/saasodoo.v1.BackupService/UpdateBackupPolicy",
+    "/saasodoo.v1.BackupService/DownloadBackupPart",
 }
 
 # Every server of a run seals secrets with the same platform key, so servers that share a

@@ -4,7 +4,9 @@ a backup are checked after each restore (in place and into a new tenant); a dama
 refused with DATA_LOSS; a storage failure in the middle of a stream leaves no backup listed
 as complete; retention prunes by grandfather-father-son with the servers' clock moved ahead
 (SAASODOO_CLOCK_OFFSET_SECONDS); two servers sharing the store record a scheduled backup
-once; restore drills record their result; a migration is preceded by a backup.
+once; restore drills record their result; a migration is preceded by a backup; admins
+download parts whole and checksummed (a slow reader too), a damaged part ends in DATA_LOSS
+without its last chunk.
 
 The S3 round trip talks to s3rver (tests/s3), which stands in for Amazon S3: it implements
 S3's REST API (SigV4, multipart uploads) on this machine."""
@@ -295,6 +297,43 @@ def test_damaged_part_is_refused(server, bk_pg, store_dir):
     assert not bk_pg.exists("database", f"{tid}__restore")
 
 
+def test_damaged_dump_into_new_tenant_leaves_nothing(server, bk_pg, store_dir):
+    # A dump of several megabytes, checked while it streams into pg_restore: a byte changed
+    # near its end is found only once pg_restore has most of it (a dump cut short is found
+    # by its size before).
+    tid, password, port = tenant_with_data(server, bk_pg, "dmgn", rows=2)
+    ok, out = support.tcp_login(
+        port, tid, password, tid,
+        "CREATE TABLE blobs (id serial PRIMARY KEY, body text NOT NULL);"
+        "INSERT INTO blobs (body) SELECT md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 120000) g")
+    assert ok, out
+    op = create_backup(server, tid)
+    b = get_backup(server, op.result)
+    dump_part = next(p for p in b.parts if p.name == "database.dump")
+    assert dump_part.size_bytes > 3 * 1024 * 1024
+    bid = op.result.rsplit("/", 1)[1]
+    dump = store_dir / "tenants" / tid / bid / "database.dump"
+    good = dump.read_bytes()
+    for damaged, why in ((good[:-1500] + bytes([good[-1500] ^ 0xFF]) + good[-1499:], "SHA-256"),
+                         (good[:-1] + bytes([good[-1] ^ 0x01]), "SHA-256"),
+                         (good[:-7], "bytes in storage")):
+        dump.write_bytes(damaged)
+        new = unique_id("dmgcopy")
+        rop = restore(server, op.result, target=new, expect_ok=False)
+        assert rop.state == Operation.FAILED and rop.error.code == grpc.StatusCode.DATA_LOSS.value[0]
+        assert "database.dump" in rop.error.message and why in rop.error.message, rop.error.message
+        # the database made for the new tenant, its role and its filestore are gone
+        assert not bk_pg.exists("database", new) and not bk_pg.exists("role", new)
+        assert not (server.filestore_dir / new).exists()
+    # the intact backup still restores
+    dump.write_bytes(good)
+    new = unique_id("dmgcopy")
+    restore(server, op.result, target=new)
+    ok, out = support.tcp_login(db_port(server, new, bk_pg), new, server.db_password(new), new,
+                                "SELECT count(*) FROM blobs")
+    assert ok and out.splitlines()[-1] == "120000", out
+
+
 def test_storage_failure_leaves_nothing_complete(server, bk_pg, store_dir):
     tid, _, _ = tenant_with_data(server, bk_pg, "flt", rows=5)
     # The storage refuses in the middle of the first part, every time: the engine retries,
@@ -552,3 +591,122 @@ def test_s3_round_trip(server, bk_pg, store_dir, workdir, s3rver):
         s3srv.cleanup_tenants()
     # The objects are in the bucket, not in the filesystem storage.
     assert objects(store_dir, tid) == []
+
+
+# ---------------------------------------------------------------------------
+# downloads
+# ---------------------------------------------------------------------------
+
+def download(srv, name, part, token=None, pause=0.0):
+    """The chunks of DownloadBackupPart, read one by one (pausing between reads)."""
+    s = srv.stub(backup_pb2_grpc.BackupServiceStub, token=token)
+    out = []
+    for chunk in s.DownloadBackupPart(backup_pb2.DownloadBackupPartRequest(name=name, part=part),
+                                      timeout=60):
+        out.append(chunk)
+        if pause:
+            time.sleep(pause)
+    return out
+
+
+def assert_whole(chunks, part):
+    """The chunks make up part exactly: in order, sized and checksummed as recorded."""
+    import hashlib
+    assert chunks, part.name
+    offset = 0
+    for c in chunks:
+        assert c.offset == offset and c.total_size == part.size_bytes, (part.name, c.offset, offset)
+        assert 0 < len(c.data) <= 1 << 20 or (part.size_bytes == 0 and len(chunks) == 1)
+        offset += len(c.data)
+    assert [bool(c.sha256) for c in chunks] == [False] * (len(chunks) - 1) + [True]
+    data = b"".join(c.data for c in chunks)
+    assert len(data) == part.size_bytes
+    assert hashlib.sha256(data).hexdigest() == part.sha256 == chunks[-1].sha256
+    return data
+
+
+def test_download_parts(server, bk_pg, store_dir):
+    tid, _, _ = tenant_with_data(server, bk_pg, "dl", rows=20)
+    # a filestore large enough for several chunks
+    write_files(server, tid, {"filestore/cd/big": os.urandom(3 * 1024 * 1024 + 123)})
+    op = create_backup(server, tid)
+    b = get_backup(server, op.result)
+    assert b.state == Backup.COMPLETE
+    bid = op.result.rsplit("/", 1)[1]
+    assert {p.name for p in b.parts} == {"database.dump", "files.tar", "manifest.json"}
+    for part in b.parts:
+        # a slow reader gets every chunk too: the server waits for it
+        data = assert_whole(download(server, op.result, part.name,
+                                     pause=0.05 if part.name == "files.tar" else 0), part)
+        assert data == (store_dir / "tenants" / tid / bid / part.name).read_bytes()
+        if part.name == "files.tar":
+            assert part.size_bytes > 3 * 1024 * 1024
+    manifest = json.loads(assert_whole(download(server, op.result, "manifest.json"),
+                                       next(p for p in b.parts if p.name == "manifest.json")))
+    assert manifest
+
+    # every download is in the audit log, with the backup as target
+    from saasodoo.v1 import admin_pb2, admin_pb2_grpc
+    events = server.stub(admin_pb2_grpc.AdminServiceStub).ListAuditEvents(
+        admin_pb2.ListAuditEventsRequest(filter=f'target = "{op.result}"', page_size=100),
+        timeout=10).audit_events
+    downloads = [e for e in events if e.method.endswith("/DownloadBackupPart")]
+    assert len(downloads) == len(b.parts) + 1 and all(e.result == "OK" for e in downloads), events
+
+    # customers may not download, not even their own tenant's backups
+    customer = server.sign_up()
+    err = call_error(download, server, op.result, "database.dump", token=customer.access_token)
+    assert_status(err, grpc.StatusCode.PERMISSION_DENIED)
+    # without credentials
+    raw = backup_pb2_grpc.BackupServiceStub(server.raw_channel())
+    err = call_error(lambda: list(raw.DownloadBackupPart(backup_pb2.DownloadBackupPartRequest(
+        name=op.result, part="database.dump"), timeout=10)))
+    assert_status(err, grpc.StatusCode.UNAUTHENTICATED)
+
+    # bad requests name the field; unknown backups and parts are NOT_FOUND
+    for name, part, needle in [
+        ("", "database.dump", "name"),
+        ("tenants/x", "database.dump", "tenants/{tenant}/backups/{backup}"),
+        (f"tenants/{tid}/backups/Bad_Id", "database.dump", "backup id"),
+        (op.result, "", "part"),
+        (op.result, "../database.dump", "part"),
+        (op.result, ".hidden", "part"),
+    ]:
+        err = call_error(download, server, name, part)
+        assert_status(err, grpc.StatusCode.INVALID_ARGUMENT, needle)
+    err = call_error(download, server, op.result, "nothing.bin")
+    assert_status(err, grpc.StatusCode.NOT_FOUND, "nothing.bin", "database.dump")
+    err = call_error(download, server, f"tenants/{tid}/backups/20200101-000000-abcdef",
+                     "database.dump")
+    assert_status(err, grpc.StatusCode.NOT_FOUND, "does not exist")
+
+    # a damaged part ends with DATA_LOSS, and its last chunk is never sent
+    tar = store_dir / "tenants" / tid / bid / "files.tar"
+    data = bytearray(tar.read_bytes())
+    data[-1000] ^= 0xFF
+    tar.write_bytes(bytes(data))
+    got = []
+    s = stub(server)
+    with pytest.raises(grpc.RpcError) as e:
+        for chunk in s.DownloadBackupPart(backup_pb2.DownloadBackupPartRequest(
+                name=op.result, part="files.tar"), timeout=60):
+            got.append(chunk)
+    assert_status(e.value, grpc.StatusCode.DATA_LOSS, "files.tar", "SHA-256")
+    assert "does not match its checksum" in server.log_text()
+    assert got and not any(c.sha256 for c in got)
+    assert sum(len(c.data) for c in got) < len(data)
+    # a part gone from storage is DATA_LOSS too
+    tar.unlink()
+    err = call_error(download, server, op.result, "files.tar")
+    assert_status(err, grpc.StatusCode.DATA_LOSS, "missing")
+
+
+def test_download_of_a_failed_backup_is_refused(server, bk_pg):
+    tid, _, _ = tenant_with_data(server, bk_pg, "dlf", rows=2)
+    restart(server, SAASODOO_BACKUP_FAIL_AFTER_BYTES=2000)
+    op = create_backup(server, tid, wait=True, expect_ok=False)
+    assert op.state == Operation.FAILED
+    [b] = list_backups(server, tid)
+    assert b.state == Backup.FAILED
+    err = call_error(download, server, b.name, "database.dump")
+    assert_status(err, grpc.StatusCode.FAILED_PRECONDITION, "FAILED", "COMPLETE")

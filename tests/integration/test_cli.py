@@ -786,3 +786,52 @@ def test_tls_with_ca_file(workdir, pg, tmp_path):
         assert not creds_file(config).exists()
     finally:
         srv.kill()
+
+
+def test_backups_download(server, tenant, tmp_path):
+    import hashlib
+    p = ok(cli(server, "backups", "create", tenant, "--description", "to download", "--wait"))
+    m = re.search(rf"^result: (tenants/{tenant}/backups/(\S+))$", p.stdout, re.M)
+    assert m, p.stdout
+    bname, bid = m.group(1), m.group(2)
+    short = f"{tenant}/{bid}"
+    parts = {x["name"]: x for x in
+             json.loads(ok(cli(server, "-o", "json", "backups", "get", bname)).stdout)["parts"]}
+    assert {"database.dump", "manifest.json"} <= set(parts)
+    for part, info in parts.items():
+        dest = tmp_path / part
+        p = ok(cli(server, "backups", "download", short, part, "-o", dest))
+        data = dest.read_bytes()
+        assert len(data) == int(info["size_bytes"])
+        assert hashlib.sha256(data).hexdigest() == info["sha256"]
+        assert p.stdout == f"{dest}: {len(data)} bytes, SHA-256 {info['sha256']} (verified)\n"
+        assert stat.S_IMODE(dest.stat().st_mode) == 0o600
+    dump = tmp_path / "database.dump"
+    # an existing file is only replaced with --force
+    fails(cli(server, "backups", "download", short, "database.dump", "-o", dump), USAGE, "--force")
+    ok(cli(server, "backups", "download", bname, "database.dump", "-o", dump, "--force"))
+    # -o json before the group: the part as JSON; -o - after the command: the bytes on stdout
+    j = json.loads(ok(cli(server, "-o", "json", "backups", "download", short, "manifest.json",
+                          "-o", tmp_path / "m.json")).stdout)
+    assert j == {"name": "manifest.json", "size_bytes": parts["manifest.json"]["size_bytes"],
+                 "sha256": parts["manifest.json"]["sha256"]}
+    p = ok(cli(server, "backups", "download", short, "manifest.json", "-o", "-"))
+    assert p.stdout.encode() == (tmp_path / "manifest.json").read_bytes()
+    assert "verified" in p.stderr
+
+    customer = server.sign_up()
+    fails(cli(server, "backups", "download", short, "database.dump", "-o", tmp_path / "c",
+              token=customer.access_token), PERMISSION_DENIED)
+    fails(cli(server, "backups", "download", short, "nope.bin", "-o", tmp_path / "n"), NOT_FOUND,
+          "nope.bin")
+    fails(cli(server, "backups", "download", short), USAGE)
+
+    # a part damaged in storage: DATA_LOSS (exit 25) and no file left behind
+    [stored] = [f for f in server.data_dir.rglob(f"tenants/{tenant}/{bid}/database.dump")]
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    fails(cli(server, "backups", "download", short, "database.dump", "-o", tmp_path / "bad"),
+          10 + 15, "DATA_LOSS", "database.dump")
+    assert sorted(f.name for f in tmp_path.iterdir()) == sorted(set(parts) | {"m.json"})
+    ok(cli(server, "backups", "delete", short, "--wait"))

@@ -139,7 +139,7 @@ static void every_method_has_a_rule(void **state)
         bool served = false;
         for (size_t j = 0; j < n && !served; j++)
             served = strcmp(rpc_registry_at(r, j)->path, rules[i].method) == 0;
-        if (!served && strstr(rules[i].method, "DownloadBackupPart") == NULL)
+        if (!served)
             fail_msg("rule for %s names no served method", rules[i].method);
         for (size_t j = 0; j < i; j++)
             if (strcmp(rules[j].method, rules[i].method) == 0)

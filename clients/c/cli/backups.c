@@ -1,9 +1,14 @@
-/* `saasodoo backups ...`: create, list, get, restore and delete a tenant's backups and
- * show or change its backup policy, through BackupService. */
+/* `saasodoo backups ...`: create, list, get, restore, download and delete a tenant's backups
+ * and show or change its backup policy, through BackupService. */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -315,6 +320,185 @@ static int backups_policy(cli_ctx *ctx, const cli_args *a)
     return rc;
 }
 
+/* ---- download ---- */
+
+static const cli_opt download_opts[] = {
+    {"output", 'o', "FILE", false,
+     "where to write the part ('-': standard output); default TENANT-BACKUP-PART"},
+    {"force", 'f', NULL, false, "replace FILE if it exists"},
+    {NULL, 0, NULL, false, NULL},
+};
+
+/* Puts the finished temporary file at path: replacing what is there with force, otherwise
+ * only if nothing is (link fails with EEXIST when a file appeared meanwhile). */
+static int place_file(const char *tmp, const char *path, bool force)
+{
+    if (force)
+        return rename(tmp, path);
+    if (link(tmp, path) == 0)
+        return unlink(tmp);
+    if (errno == EEXIST)
+        return -1;
+    /* a filesystem without hard links */
+    if (access(path, F_OK) == 0) {
+        errno = EEXIST;
+        return -1;
+    }
+    return rename(tmp, path);
+}
+
+static int backups_download(cli_ctx *ctx, const cli_args *a)
+{
+    Saasodoo__V1__DownloadBackupPartRequest req = SAASODOO__V1__DOWNLOAD_BACKUP_PART_REQUEST__INIT;
+    sdo_call_opts opts = {.timeout_ms = ctx->timeout_set ? ctx->timeout_ms : 0};
+    char name[NAME_MAX_LEN], deflt[NAME_MAX_LEN + 80], tmp[NAME_MAX_LEN + 120];
+    const char *part = a->pos[1];
+    const char *path = args_opt_value(a, &download_opts[0]);
+    bool force = args_flag(a, "force"), to_stdout;
+    Saasodoo__V1__BackupChunk *chunk = NULL;
+    sdo_stream *s = NULL;
+    sdo_status st = {0};
+    EVP_MD_CTX *md = NULL;
+    FILE *out = NULL;
+    int64_t written = 0, total = -1;
+    char want[65] = "", got[65] = "";
+    int rc, fd = -1;
+
+    if ((rc = backup_name(a->pos[0], name, sizeof(name))) != 0)
+        return rc;
+    if (part[0] == '\0' || strchr(part, '/') != NULL)
+        return cli_usage_error("'%s' is not a part name such as database.dump, files.tar or "
+                               "manifest.json (see 'saasodoo backups get')",
+                               part);
+    if (path == NULL) {
+        /* "tenants/T/backups/B" -> "T-B-PART" */
+        const char *t = name + strlen("tenants/"), *b = strstr(t, "/backups/");
+        snprintf(deflt, sizeof(deflt), "%.*s-%s-%s", (int)(b - t), t, b + strlen("/backups/"),
+                 part);
+        path = deflt;
+    }
+    if (path[0] == '\0')
+        return cli_usage_error("--output must name a file, or '-' for standard output");
+    to_stdout = strcmp(path, "-") == 0;
+    if (!to_stdout && !force && access(path, F_OK) == 0)
+        return cli_usage_error("'%s' exists: give --force to replace it, or another --output",
+                               path);
+    if (cli_client(ctx) == NULL)
+        return ctx->client_rc;
+
+    req.name = name;
+    req.part = (char *)part;
+    rc = sdo_backup_service_download_backup_part(ctx->client, &req, &opts, &s, &st);
+    if (rc < 0) {
+        rc = cli_rpc_error(rc, &st);
+        sdo_status_clear(&st);
+        return rc;
+    }
+    md = EVP_MD_CTX_new();
+    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        rc = cli_failure("out of memory");
+        goto out;
+    }
+    if (to_stdout) {
+        out = stdout;
+    } else {
+        /* a temporary file beside the target, renamed over it once the part is whole */
+        snprintf(tmp, sizeof(tmp), "%s.partial-XXXXXX", path);
+        if ((fd = mkstemp(tmp)) < 0 || (out = fdopen(fd, "wb")) == NULL) {
+            rc = cli_failure("cannot create a file beside '%s': %s", path, strerror(errno));
+            if (fd >= 0) {
+                close(fd);
+                unlink(tmp);
+            }
+            fd = -1;
+            goto out;
+        }
+    }
+    while ((rc = sdo_backup_service_download_backup_part_next(s, &chunk, &st)) == 1) {
+        if (chunk->offset != written || (total >= 0 && chunk->total_size != total)) {
+            rc =
+                cli_failure("the server sent a chunk at offset %" PRId64 " after %" PRId64 " bytes",
+                            (int64_t)chunk->offset, written);
+            goto out;
+        }
+        total = chunk->total_size;
+        if (chunk->data.len > 0 &&
+            (fwrite(chunk->data.data, 1, chunk->data.len, out) != chunk->data.len)) {
+            rc = cli_failure("cannot write to '%s': %s", path, strerror(errno));
+            goto out;
+        }
+        EVP_DigestUpdate(md, chunk->data.data, chunk->data.len);
+        written += (int64_t)chunk->data.len;
+        if (chunk->sha256 != NULL && chunk->sha256[0] != '\0')
+            snprintf(want, sizeof(want), "%s", chunk->sha256);
+        protobuf_c_message_free_unpacked(&chunk->base, NULL);
+        chunk = NULL;
+    }
+    if (rc < 0) {
+        rc = cli_rpc_error(rc, &st);
+        sdo_status_clear(&st);
+        goto out;
+    }
+    if (fflush(out) != 0 || (!to_stdout && fsync(fileno(out)) != 0)) {
+        rc = cli_failure("cannot write to '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    EVP_DigestFinal_ex(md, d, &len);
+    for (unsigned i = 0; i < len && i < 32; i++)
+        snprintf(got + 2 * i, 3, "%02x", d[i]);
+    if (want[0] == '\0' || written != total || strcmp(got, want) != 0) {
+        fprintf(stderr,
+                "saasodoo: DATA_LOSS: part '%s' of %s arrived damaged: %" PRId64
+                " bytes with SHA-256 %s, the backup recorded %" PRId64 " bytes with SHA-256 %s\n",
+                part, name, written, got, total, want[0] ? want : "(none received)");
+        rc = CLI_EXIT_RPC + SDO_DATA_LOSS;
+        goto out;
+    }
+    if (!to_stdout) {
+        int e = fclose(out);
+        out = NULL;
+        fd = -1;
+        if (e != 0 || place_file(tmp, path, force) != 0) {
+            rc = errno == EEXIST ? cli_usage_error("'%s' exists: give --force to replace it", path)
+                                 : cli_failure("cannot write '%s': %s", path, strerror(errno));
+            unlink(tmp);
+            goto out;
+        }
+    }
+    if (ctx->output == OUT_JSON) {
+        Saasodoo__V1__BackupPart p = SAASODOO__V1__BACKUP_PART__INIT;
+        p.name = (char *)part;
+        p.size_bytes = written;
+        p.sha256 = got;
+        if (!to_stdout) {
+            rc = cli_print_json(&p.base, false);
+        } else {
+            char *json = NULL;
+            size_t jlen = 0;
+            if (sdo_json_render(&p.base, SDO_JSON_PRETTY, &json, &jlen) == 0)
+                fprintf(stderr, "%s\n", json);
+            free(json);
+            rc = CLI_EXIT_OK;
+        }
+    } else {
+        fprintf(to_stdout ? stderr : stdout, "%s: %" PRId64 " bytes, SHA-256 %s (verified)\n",
+                to_stdout ? part : path, written, got);
+        rc = CLI_EXIT_OK;
+    }
+out:
+    if (chunk != NULL)
+        protobuf_c_message_free_unpacked(&chunk->base, NULL);
+    if (out != NULL && !to_stdout) {
+        fclose(out);
+        unlink(tmp);
+    }
+    EVP_MD_CTX_free(md);
+    sdo_stream_close(s);
+    return rc;
+}
+
 static const char request_id_help[] = "client-chosen id that makes retries safe";
 static const char wait_help[] = "follow the operation until it ends (like 'operations watch')";
 
@@ -372,6 +556,10 @@ const cli_cmd cli_backup_cmds[] = {
      "Restore a backup in place (asks first, or --yes) or into a new tenant (--to); prints the "
      "operation.",
      restore_opts, 1, 1, backups_restore},
+    {"backups", "download", "TENANT/BACKUP PART [options]",
+     "Save one part of a complete backup (admins), checking its SHA-256; see 'backups get' "
+     "for its parts.",
+     download_opts, 2, 2, backups_download},
     {"backups", "delete", "TENANT/BACKUP [options]", "Delete a backup; prints the operation.",
      delete_opts, 1, 1, backups_delete},
     {"backups", "policy", "TENANT [options]",

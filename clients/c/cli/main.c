@@ -63,8 +63,9 @@ static void print_exit_codes(FILE *f)
           "  2      usage error: unknown option or command, bad or missing argument\n"
           "  10+N   the call failed with gRPC status N, e.g. 13 INVALID_ARGUMENT,\n"
           "         15 NOT_FOUND, 16 ALREADY_EXISTS, 19 FAILED_PRECONDITION, 20 ABORTED,\n"
-          "         24 UNAVAILABLE, 26 UNAUTHENTICATED; for 'operations watch' and --wait\n"
-          "         also an operation that ended with error code N\n"
+          "         24 UNAVAILABLE, 25 DATA_LOSS, 26 UNAUTHENTICATED; for 'operations watch'\n"
+          "         and --wait also an operation that ended with error code N; for\n"
+          "         'backups download' 25 also a part whose SHA-256 does not match\n"
           "Errors go to stderr as 'saasodoo: <STATUS_NAME>: <message>'.\n",
           f);
 }
@@ -119,7 +120,11 @@ static void print_cmd_help(FILE *f, const cli_cmd *c)
                     "After '%s %s', --%s is the command's own option: give the global one "
                     "before the group",
                     c->group, c->verb ? c->verb : "", g->name);
-            if (g->short_name)
+            bool short_shadowed = false;
+            for (const cli_opt *l = c->opts; l->name != NULL; l++)
+                short_shadowed =
+                    short_shadowed || (l->short_name && l->short_name == g->short_name);
+            if (g->short_name && !short_shadowed)
                 fprintf(f, " or as -%c", g->short_name);
             fputs(".\n", f);
         }
