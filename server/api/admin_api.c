@@ -22,33 +22,15 @@ static int list_servers(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMess
     const Saasodoo__V1__ListDatabaseServersRequest *req = (const void *)msg;
     sdo_app *app = ctx->app;
     sdo_error *err = &ctx->err;
-    filter_expr f;
-    int limit;
-    if (page_size_resolve(req->page_size, &limit, err) < 0 ||
-        filter_parse(req->filter, server_filter_fields, &f, err) < 0)
-        return -1;
-    const char *kind = filter_get(&f, "kind");
-    const char *acc = filter_get(&f, "accepting_tenants");
-    if (kind) {
-        if (strcmp(kind, "SHARED") == 0 || strcmp(kind, "DEDICATED") == 0)
-            ; /* as stored */
-        else
-            return sdo_fail_field(err, "filter", "filter: kind must be SHARED or DEDICATED");
-    }
+    list_request lr;
     int accepting = -1;
-    if (acc) {
-        if (strcmp(acc, "true") == 0)
-            accepting = 1;
-        else if (strcmp(acc, "false") == 0)
-            accepting = 0;
-        else
-            return sdo_fail_field(err, "filter", "filter: accepting_tenants must be true or false");
-    }
-    char scope[FILTER_MAX_LEN + 32];
-    snprintf(scope, sizeof scope, "servers|%s", req->filter);
-    int64_t after = 0;
-    if (page_token_decode(req->page_token, scope, &after, err) < 0)
+    if (list_request_parse("servers", "", req->page_size, req->page_token, req->filter,
+                           server_filter_fields, &lr, err) < 0 ||
+        filter_bool(&lr.filter, "accepting_tenants", &accepting, err) < 0)
         return -1;
+    const char *kind = filter_get(&lr.filter, "kind");
+    if (kind && strcmp(kind, "SHARED") != 0 && strcmp(kind, "DEDICATED") != 0)
+        return sdo_fail_field(err, "filter", "filter: kind must be SHARED or DEDICATED");
     PGconn *c = store_acquire(app->st, err);
     if (!c)
         return -1;
@@ -56,8 +38,8 @@ static int list_servers(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMess
     size_t n = 0;
     int64_t last = 0;
     bool more = false;
-    int rc =
-        store_server_list(app->st, c, kind, accepting, after, limit, &items, &n, &last, &more, err);
+    int rc = store_server_list(app->st, c, kind, accepting, lr.key, lr.limit, &items, &n, &last,
+                               &more, err);
     store_release(app->st, c);
     if (rc < 0)
         return -1;
@@ -65,7 +47,7 @@ static int list_servers(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMess
     saasodoo__v1__list_database_servers_response__init(out);
     out->database_servers = items;
     out->n_database_servers = n;
-    out->next_page_token = page_token_next(more, last, scope);
+    out->next_page_token = page_token_next(more, last, lr.scope);
     *resp = &out->base;
     return 0;
 }

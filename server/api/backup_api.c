@@ -87,48 +87,23 @@ static int get_backup(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessag
 
 static const char *const backup_filter_fields[] = {"state", "trigger", NULL};
 
-static int enum_check(const char *value, const ProtobufCEnumDescriptor *d, const char *field,
-                      sdo_error *err)
-{
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value_by_name(d, value);
-    if (v && v->value != 0)
-        return 0;
-    char names[256] = "";
-    for (unsigned i = 0; i < d->n_values; i++) {
-        if (d->values[i].value == 0)
-            continue;
-        if (names[0])
-            strncat(names, ", ", sizeof names - strlen(names) - 1);
-        strncat(names, d->values[i].name, sizeof names - strlen(names) - 1);
-    }
-    return sdo_fail_field(err, "filter", "filter: %s '%.40s' is not one of %s", field, value,
-                          names);
-}
-
 static int list_backups(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessage **resp)
 {
     const Saasodoo__V1__ListBackupsRequest *req = (const void *)msg;
     sdo_app *app = ctx->app;
     sdo_error *err = &ctx->err;
     char tenant[64];
-    int limit = 0;
-    filter_expr f;
+    list_request lr;
     if (!req->parent[0])
         return sdo_fail_field(err, "parent", "parent is required, e.g. 'tenants/acme'");
     if (resource_name_parse(req->parent, "tenants", "parent", tenant, sizeof tenant, err) < 0 ||
-        page_size_resolve(req->page_size, &limit, err) < 0 ||
-        filter_parse(req->filter, backup_filter_fields, &f, err) < 0)
+        list_request_parse("backups", tenant, req->page_size, req->page_token, req->filter,
+                           backup_filter_fields, &lr, err) < 0)
         return -1;
-    const char *state = filter_get(&f, "state");
-    const char *trigger = filter_get(&f, "trigger");
-    if ((state && enum_check(state, &saasodoo__v1__backup__state__descriptor, "state", err) < 0) ||
-        (trigger &&
-         enum_check(trigger, &saasodoo__v1__backup__trigger__descriptor, "trigger", err) < 0))
-        return -1;
-    char scope[FILTER_MAX_LEN + 80];
-    snprintf(scope, sizeof scope, "backups|%s|%s", tenant, req->filter);
-    int64_t before = 0;
-    if (page_token_decode(req->page_token, scope, &before, err) < 0)
+    const char *state = filter_get(&lr.filter, "state");
+    const char *trigger = filter_get(&lr.filter, "trigger");
+    if (filter_enum(state, &saasodoo__v1__backup__state__descriptor, "state", err) < 0 ||
+        filter_enum(trigger, &saasodoo__v1__backup__trigger__descriptor, "trigger", err) < 0)
         return -1;
     PGconn *c = store_acquire(app->st, err);
     if (!c)
@@ -137,9 +112,9 @@ static int list_backups(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMess
     size_t n = 0;
     int64_t last = 0;
     bool more = false;
-    int rc = store_backup_list(app->st, c, tenant, state, trigger, before, limit, &items, &n, &last,
-                               &more, err);
-    if (rc == 0 && n == 0 && !before) {
+    int rc = store_backup_list(app->st, c, tenant, state, trigger, lr.key, lr.limit, &items, &n,
+                               &last, &more, err);
+    if (rc == 0 && n == 0 && !lr.key) {
         /* nothing listed: say so when the tenant is unknown altogether */
         Saasodoo__V1__Tenant *t = NULL;
         rc = store_tenant_get(app->st, c, tenant, false, &t, err);
@@ -155,11 +130,7 @@ static int list_backups(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMess
     saasodoo__v1__list_backups_response__init(out);
     out->backups = items;
     out->n_backups = n;
-    if (more) {
-        char tok[PAGE_TOKEN_MAX];
-        page_token_encode(last, scope, tok, sizeof tok);
-        out->next_page_token = sdo_strdup(tok);
-    }
+    out->next_page_token = page_token_next(more, last, lr.scope);
     *resp = &out->base;
     return 0;
 }

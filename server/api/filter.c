@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/pagination.h"
+
 static void skip_ws(const char **p)
 {
     while (**p == ' ' || **p == '\t' || **p == '\n')
@@ -105,4 +107,49 @@ const char *filter_get(const filter_expr *f, const char *field)
         if (strcmp(f->terms[i].field, field) == 0)
             return f->terms[i].value;
     return NULL;
+}
+
+int filter_bool(const filter_expr *f, const char *field, int *out, sdo_error *err)
+{
+    const char *v = filter_get(f, field);
+    *out = -1;
+    if (!v)
+        return 0;
+    if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0) {
+        *out = v[0] == 't';
+        return 0;
+    }
+    return sdo_fail_field(err, "filter", "filter: %s must be true or false, not '%.20s'", field, v);
+}
+
+int filter_enum(const char *value, const ProtobufCEnumDescriptor *d, const char *field,
+                sdo_error *err)
+{
+    if (!value)
+        return 0;
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value_by_name(d, value);
+    if (v && v->value != 0)
+        return 0;
+    char names[256] = "";
+    for (unsigned i = 0; i < d->n_values; i++) {
+        if (d->values[i].value == 0)
+            continue;
+        if (names[0])
+            strncat(names, ", ", sizeof names - strlen(names) - 1);
+        strncat(names, d->values[i].name, sizeof names - strlen(names) - 1);
+    }
+    return sdo_fail_field(err, "filter", "filter: %s '%.40s' is not one of %s", field, value,
+                          names);
+}
+
+int list_request_parse(const char *kind, const char *extra, int32_t page_size,
+                       const char *page_token, const char *filter, const char *const *allowed,
+                       list_request *out, sdo_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (page_size_resolve(page_size, &out->limit, err) < 0 ||
+        filter_parse(filter, allowed, &out->filter, err) < 0)
+        return -1;
+    snprintf(out->scope, sizeof out->scope, "%s|%s|%s", kind, extra, filter);
+    return page_token_decode(page_token, out->scope, &out->key, err);
 }

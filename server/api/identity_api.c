@@ -252,14 +252,10 @@ static int list_api_keys(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMes
     const Saasodoo__V1__ListApiKeysRequest *req = (const void *)msg;
     sdo_app *app = ctx->app;
     sdo_error *err = &ctx->err;
-    char uid[40], scope[64];
-    int limit;
-    int64_t after = 0;
+    char uid[40];
+    list_request lr;
     if (user_parent(ctx, req->parent, "parent", uid, sizeof uid) < 0 ||
-        page_size_resolve(req->page_size, &limit, err) < 0)
-        return -1;
-    snprintf(scope, sizeof scope, "apikeys|%s", uid);
-    if (page_token_decode(req->page_token, scope, &after, err) < 0)
+        list_request_parse("apikeys", uid, req->page_size, req->page_token, "", NULL, &lr, err) < 0)
         return -1;
     PGconn *c = store_acquire(app->st, err);
     if (!c)
@@ -268,7 +264,7 @@ static int list_api_keys(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMes
     size_t n = 0;
     int64_t last = 0;
     bool more = false;
-    int rc = store_api_key_list(app->st, c, uid, after, limit, &items, &n, &last, &more, err);
+    int rc = store_api_key_list(app->st, c, uid, lr.key, lr.limit, &items, &n, &last, &more, err);
     store_release(app->st, c);
     if (rc < 0)
         return -1;
@@ -276,7 +272,7 @@ static int list_api_keys(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMes
     saasodoo__v1__list_api_keys_response__init(out);
     out->api_keys = items;
     out->n_api_keys = n;
-    out->next_page_token = page_token_next(more, last, scope);
+    out->next_page_token = page_token_next(more, last, lr.scope);
     *resp = &out->base;
     return 0;
 }
@@ -332,28 +328,15 @@ int admin_list_users(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessage
     const Saasodoo__V1__ListUsersRequest *req = (const void *)msg;
     sdo_app *app = ctx->app;
     sdo_error *err = &ctx->err;
-    filter_expr f;
-    int limit;
-    if (page_size_resolve(req->page_size, &limit, err) < 0 ||
-        filter_parse(req->filter, user_filter_fields, &f, err) < 0)
+    list_request lr;
+    int disabled = -1;
+    if (list_request_parse("users", "", req->page_size, req->page_token, req->filter,
+                           user_filter_fields, &lr, err) < 0 ||
+        filter_bool(&lr.filter, "disabled", &disabled, err) < 0)
         return -1;
-    const char *role = filter_get(&f, "role"), *dis = filter_get(&f, "disabled");
+    const char *role = filter_get(&lr.filter, "role");
     if (role && strcmp(role, "ADMIN") != 0 && strcmp(role, "CUSTOMER") != 0)
         return sdo_fail_field(err, "filter", "filter: role must be ADMIN or CUSTOMER");
-    int disabled = -1;
-    if (dis) {
-        if (strcmp(dis, "true") == 0)
-            disabled = 1;
-        else if (strcmp(dis, "false") == 0)
-            disabled = 0;
-        else
-            return sdo_fail_field(err, "filter", "filter: disabled must be true or false");
-    }
-    char scope[FILTER_MAX_LEN + 32];
-    snprintf(scope, sizeof scope, "users|%s", req->filter);
-    int64_t after = 0;
-    if (page_token_decode(req->page_token, scope, &after, err) < 0)
-        return -1;
     PGconn *c = store_acquire(app->st, err);
     if (!c)
         return -1;
@@ -361,8 +344,8 @@ int admin_list_users(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessage
     size_t n = 0;
     int64_t last = 0;
     bool more = false;
-    int rc = store_user_list(app->st, c, role, disabled, filter_get(&f, "email"), after, limit,
-                             &items, &n, &last, &more, err);
+    int rc = store_user_list(app->st, c, role, disabled, filter_get(&lr.filter, "email"), lr.key,
+                             lr.limit, &items, &n, &last, &more, err);
     store_release(app->st, c);
     if (rc < 0)
         return -1;
@@ -370,7 +353,7 @@ int admin_list_users(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessage
     saasodoo__v1__list_users_response__init(out);
     out->users = items;
     out->n_users = n;
-    out->next_page_token = page_token_next(more, last, scope);
+    out->next_page_token = page_token_next(more, last, lr.scope);
     *resp = &out->base;
     return 0;
 }
@@ -468,16 +451,11 @@ int admin_list_audit_events(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufC
     const Saasodoo__V1__ListAuditEventsRequest *req = (const void *)msg;
     sdo_app *app = ctx->app;
     sdo_error *err = &ctx->err;
-    filter_expr f;
-    int limit;
-    if (page_size_resolve(req->page_size, &limit, err) < 0 ||
-        filter_parse(req->filter, audit_filter_fields, &f, err) < 0)
+    list_request lr;
+    if (list_request_parse("audit", "", req->page_size, req->page_token, req->filter,
+                           audit_filter_fields, &lr, err) < 0)
         return -1;
-    char scope[FILTER_MAX_LEN + 32];
-    snprintf(scope, sizeof scope, "audit|%s", req->filter);
-    int64_t after = 0;
-    if (page_token_decode(req->page_token, scope, &after, err) < 0)
-        return -1;
+    const filter_expr *f = &lr.filter;
     PGconn *c = store_acquire(app->st, err);
     if (!c)
         return -1;
@@ -486,8 +464,8 @@ int admin_list_audit_events(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufC
     int64_t last = 0;
     bool more = false;
     int rc =
-        store_audit_list(app->st, c, filter_get(&f, "principal"), filter_get(&f, "method"),
-                         filter_get(&f, "target"), after, limit, &items, &n, &last, &more, err);
+        store_audit_list(app->st, c, filter_get(f, "principal"), filter_get(f, "method"),
+                         filter_get(f, "target"), lr.key, lr.limit, &items, &n, &last, &more, err);
     store_release(app->st, c);
     if (rc < 0)
         return -1;
@@ -495,7 +473,7 @@ int admin_list_audit_events(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufC
     saasodoo__v1__list_audit_events_response__init(out);
     out->audit_events = items;
     out->n_audit_events = n;
-    out->next_page_token = page_token_next(more, last, scope);
+    out->next_page_token = page_token_next(more, last, lr.scope);
     *resp = &out->base;
     return 0;
 }

@@ -44,37 +44,18 @@ static int list_operations(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCM
     const Saasodoo__V1__ListOperationsRequest *req = (const void *)msg;
     sdo_app *app = ctx->app;
     sdo_error *err = &ctx->err;
-    filter_expr f;
+    list_request lr;
     op_query q = {.done = -1};
-
-    if (page_size_resolve(req->page_size, &q.limit, err) < 0 ||
-        filter_parse(req->filter, op_filter_fields, &f, err) < 0)
+    if (list_request_parse("operations", "", req->page_size, req->page_token, req->filter,
+                           op_filter_fields, &lr, err) < 0 ||
+        filter_bool(&lr.filter, "done", &q.done, err) < 0)
         return -1;
-    q.target = filter_get(&f, "target");
-    q.kind = filter_get(&f, "kind");
+    q.limit = lr.limit;
+    q.before_seq = lr.key;
+    q.target = filter_get(&lr.filter, "target");
+    q.kind = filter_get(&lr.filter, "kind");
     q.owner = authz_owner_scope(ctx->principal, ctx->role);
-    const char *done = filter_get(&f, "done");
-    if (done) {
-        if (strcmp(done, "true") == 0)
-            q.done = 1;
-        else if (strcmp(done, "false") == 0)
-            q.done = 0;
-        else
-            return sdo_fail_field(err, "filter", "filter: done must be true or false, not '%.20s'",
-                                  done);
-    }
-    if (q.kind) {
-        const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value_by_name(
-            &saasodoo__v1__operation__kind__descriptor, q.kind);
-        if (!v || v->value == 0)
-            return sdo_fail_field(err, "filter",
-                                  "filter: kind '%.40s' is not an operation kind such as "
-                                  "CREATE_TENANT",
-                                  q.kind);
-    }
-    char scope[FILTER_MAX_LEN + 16];
-    snprintf(scope, sizeof scope, "operations|%s", req->filter);
-    if (page_token_decode(req->page_token, scope, &q.before_seq, err) < 0)
+    if (filter_enum(q.kind, &saasodoo__v1__operation__kind__descriptor, "kind", err) < 0)
         return -1;
 
     Saasodoo__V1__Operation **items = NULL;
@@ -87,7 +68,7 @@ static int list_operations(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCM
     saasodoo__v1__list_operations_response__init(out);
     out->operations = items;
     out->n_operations = n;
-    out->next_page_token = page_token_next(more, last, scope);
+    out->next_page_token = page_token_next(more, last, lr.scope);
     *resp = &out->base;
     return 0;
 }

@@ -215,39 +215,23 @@ static int get_tenant(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessag
 static const char *const tenant_filter_fields[] = {"state", "owner", "plan", "database_strategy",
                                                    NULL};
 
-/* Checks an enum value named in a filter against the enum's names. */
-static int filter_enum(const char *value, const ProtobufCEnumDescriptor *d, const char *field,
-                       sdo_error *err)
-{
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value_by_name(d, value);
-    if (v && v->value != 0)
-        return 0;
-    char names[256] = "";
-    for (unsigned i = 0; i < d->n_values; i++) {
-        if (d->values[i].value == 0)
-            continue;
-        if (names[0])
-            strncat(names, ", ", sizeof names - strlen(names) - 1);
-        strncat(names, d->values[i].name, sizeof names - strlen(names) - 1);
-    }
-    return sdo_fail_field(err, "filter", "filter: %s '%.40s' is not one of %s", field, value,
-                          names);
-}
-
 static int list_tenants(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessage **resp)
 {
     const Saasodoo__V1__ListTenantsRequest *req = (const void *)msg;
     sdo_app *app = ctx->app;
     sdo_error *err = &ctx->err;
-    filter_expr f;
+    list_request lr;
     tenant_query q = {0};
     char plan_id[64];
 
-    if (page_size_resolve(req->page_size, &q.limit, err) < 0 ||
-        filter_parse(req->filter, tenant_filter_fields, &f, err) < 0)
+    if (list_request_parse("tenants", req->show_deleted ? "deleted" : "", req->page_size,
+                           req->page_token, req->filter, tenant_filter_fields, &lr, err) < 0)
         return -1;
-    q.state = filter_get(&f, "state");
-    q.owner = filter_get(&f, "owner");
+    const filter_expr *f = &lr.filter;
+    q.limit = lr.limit;
+    q.after_seq = lr.key;
+    q.state = filter_get(f, "state");
+    q.owner = filter_get(f, "owner");
     const char *scope_owner = authz_owner_scope(ctx->principal, ctx->role);
     if (scope_owner) {
         if (q.owner && strcmp(q.owner, scope_owner) != 0)
@@ -255,14 +239,13 @@ static int list_tenants(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMess
         else
             q.owner = scope_owner;
     }
-    q.strategy = filter_get(&f, "database_strategy");
+    q.strategy = filter_get(f, "database_strategy");
     q.show_deleted = req->show_deleted;
-    if (q.state && filter_enum(q.state, &saasodoo__v1__tenant__state__descriptor, "state", err) < 0)
+    if (filter_enum(q.state, &saasodoo__v1__tenant__state__descriptor, "state", err) < 0 ||
+        filter_enum(q.strategy, &saasodoo__v1__database_strategy__descriptor, "database_strategy",
+                    err) < 0)
         return -1;
-    if (q.strategy && filter_enum(q.strategy, &saasodoo__v1__database_strategy__descriptor,
-                                  "database_strategy", err) < 0)
-        return -1;
-    const char *plan = filter_get(&f, "plan");
+    const char *plan = filter_get(f, "plan");
     if (plan) {
         if (strncmp(plan, "plans/", 6) != 0)
             return sdo_fail_field(err, "filter", "filter: plan must look like \"plans/basic\"");
@@ -270,10 +253,6 @@ static int list_tenants(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMess
             return -1;
         q.plan_id = plan_id;
     }
-    char scope[FILTER_MAX_LEN + 16];
-    snprintf(scope, sizeof scope, "tenants|%s|%d", req->filter, req->show_deleted ? 1 : 0);
-    if (page_token_decode(req->page_token, scope, &q.after_seq, err) < 0)
-        return -1;
 
     Saasodoo__V1__Tenant **items = NULL;
     size_t n = 0;
@@ -287,7 +266,7 @@ static int list_tenants(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMess
     out->tenants = items;
     out->n_tenants = n;
     out->total_size = total;
-    out->next_page_token = page_token_next(more, last, scope);
+    out->next_page_token = page_token_next(more, last, lr.scope);
     *resp = &out->base;
     return 0;
 }

@@ -1153,14 +1153,16 @@ static int write_all(int fd, const char *p, size_t n)
 /* Writes a new P-256 key to path: to a private temporary file first, then link(2) to the
  * final name, which fails if another process got there first. 1 = written, 0 = path
  * appeared meanwhile, -1 = error. */
-static int create_key_file(const char *path, EVP_PKEY **out, sdo_error *err)
+static int create_key_file(const char *path, jwt_alg alg, EVP_PKEY **out, sdo_error *err)
 {
     int rc = -1, fd = -1;
     char *tmp = NULL;
     BIO *bio = NULL;
-    EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    EVP_PKEY *pk = alg == JWT_ALG_EDDSA ? EVP_PKEY_Q_keygen(NULL, NULL, "ED25519")
+                                        : EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     if (!pk) {
-        sdo_fail(err, SDO_INTERNAL, "cannot generate a P-256 key");
+        sdo_fail(err, SDO_INTERNAL, "cannot generate a %s key",
+                 alg == JWT_ALG_EDDSA ? "Ed25519" : "P-256");
         goto out;
     }
     bio = BIO_new(BIO_s_mem());
@@ -1215,7 +1217,7 @@ out:
     return rc;
 }
 
-EVP_PKEY *jwt_load_or_create_key(const char *path, bool *created, sdo_error *err)
+EVP_PKEY *jwt_load_or_create_key(const char *path, jwt_alg alg, bool *created, sdo_error *err)
 {
     if (created)
         *created = false;
@@ -1226,7 +1228,7 @@ EVP_PKEY *jwt_load_or_create_key(const char *path, bool *created, sdo_error *err
             return NULL;
         }
         EVP_PKEY *pk = NULL;
-        int r = create_key_file(path, &pk, err);
+        int r = create_key_file(path, alg, &pk, err);
         if (r < 0)
             return NULL;
         if (r == 1) {

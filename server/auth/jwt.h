@@ -119,10 +119,11 @@ int jwt_sign(EVP_PKEY *key, const char *kid, const char *payload_json, char **to
  * EVP_PKEY_free(). NULL with err filled in (NOT_FOUND, INVALID_ARGUMENT) on failure. */
 EVP_PKEY *jwt_load_private_key(const char *path, sdo_error *err);
 
-/* Loads the signing key at path or, when the file does not exist, generates an EC P-256
- * key and writes it there (PKCS#8 PEM, mode 0600, created atomically so that two servers
- * starting together end up with the same key). The key must be EC P-256 or Ed25519. Sets
- * *created (if not NULL) when the file was made. Caller frees with EVP_PKEY_free(). */
-EVP_PKEY *jwt_load_or_create_key(const char *path, bool *created, sdo_error *err);
+/* Loads the signing key at path or, when the file does not exist, generates a key for alg
+ * (JWT_ALG_ES256: EC P-256; JWT_ALG_EDDSA: Ed25519) and writes it there (PKCS#8 PEM, mode 0600,
+ * created atomically so that two servers starting together end up with the same key). The key must
+ * be EC P-256 or Ed25519. Sets *created (if not NULL) when the file was made. Caller frees with
+ * EVP_PKEY_free(). */
+EVP_PKEY *jwt_load_or_create_key(const char *path, jwt_alg alg, bool *created, sdo_error *err);
 
 #endif

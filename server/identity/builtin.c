@@ -271,16 +271,17 @@ idp *idp_builtin_new(const sdo_config *cfg, store *st, sdo_error *err)
     else
         snprintf(path, sizeof path, "%s/jwt-signing.pem", cfg->platform_data_dir);
     bool created = false;
-    EVP_PKEY *key = jwt_load_or_create_key(path, &created, err);
+    bool want_ed = strcmp(cfg->identity_signing_algorithm, "EdDSA") == 0;
+    EVP_PKEY *key =
+        jwt_load_or_create_key(path, want_ed ? JWT_ALG_EDDSA : JWT_ALG_ES256, &created, err);
     if (!key)
         return NULL;
     bool ed = EVP_PKEY_id(key) == EVP_PKEY_ED25519;
-    bool want_ed = strcmp(cfg->identity_signing_algorithm, "EdDSA") == 0;
     if (ed != want_ed) {
         EVP_PKEY_free(key);
         sdo_fail(err, SDO_INVALID_ARGUMENT,
                  "identity.signing_algorithm is %s but the key in %s is %s; use a matching key "
-                 "(an EdDSA key must be made beforehand: openssl genpkey -algorithm ed25519)",
+                 "or remove the file to have one made",
                  cfg->identity_signing_algorithm, path, ed ? "Ed25519" : "EC P-256");
         return NULL;
     }

@@ -355,3 +355,20 @@ def test_create_admin_and_bootstrap(workdir, pg):
         assert me(srv, srv.admin_token()).role == User.ADMIN
     finally:
         srv.stop()
+
+
+def test_eddsa_tokens(workdir, pg):
+    """identity.signing_algorithm: EdDSA makes an Ed25519 key on first start and signs with it."""
+    dbname = unique_id("ed")
+    pg.createdb(dbname)
+    srv = support.Server(workdir, pg, name=dbname, dbname=dbname,
+                         settings={"identity": {"signing_algorithm": "EdDSA"}})
+    srv.start()
+    try:
+        s = srv.sign_up()
+        head = json.loads(base64.urlsafe_b64decode(s.access_token.split(".")[0] + "=="))
+        assert head["alg"] == "EdDSA"
+        assert "PRIVATE KEY" in (srv.data_dir / "jwt-signing.pem").read_text()
+        assert me(srv, s.access_token).name == s.user.name
+    finally:
+        srv.stop()

@@ -1508,7 +1508,7 @@ static void test_load_or_create_key(void **state)
     sdo_error err;
     bool created = false;
 
-    EVP_PKEY *k1 = jwt_load_or_create_key(path, &created, &err);
+    EVP_PKEY *k1 = jwt_load_or_create_key(path, JWT_ALG_ES256, &created, &err);
     if (!k1)
         fail_msg("%s", err.message);
     assert_true(created);
@@ -1516,7 +1516,7 @@ static void test_load_or_create_key(void **state)
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
 
-    EVP_PKEY *k2 = jwt_load_or_create_key(path, &created, &err);
+    EVP_PKEY *k2 = jwt_load_or_create_key(path, JWT_ALG_ES256, &created, &err);
     assert_non_null(k2);
     assert_false(created);
     assert_int_equal(EVP_PKEY_eq(k1, k2), 1);
@@ -1539,12 +1539,12 @@ static void test_load_or_create_key(void **state)
     FILE *f = fopen(junk, "w");
     fputs("not a key\n", f);
     fclose(f);
-    assert_null(jwt_load_or_create_key(junk, NULL, &err));
+    assert_null(jwt_load_or_create_key(junk, JWT_ALG_ES256, NULL, &err));
     assert_int_equal(err.code, SDO_INVALID_ARGUMENT);
     /* a directory that does not exist */
     char missing[300];
     snprintf(missing, sizeof missing, "%s/no/such/dir/key.pem", dir);
-    assert_null(jwt_load_or_create_key(missing, NULL, &err));
+    assert_null(jwt_load_or_create_key(missing, JWT_ALG_ES256, NULL, &err));
     assert_null(jwt_load_private_key(missing, &err));
     assert_int_equal(err.code, SDO_NOT_FOUND);
 

@@ -33,27 +33,22 @@ static int print_report(const Saasodoo__V1__ConsistencyReport *r, size_t repaire
     }
     printf("%zu findings (%zu repaired), %d tenants and %d servers checked\n", r->n_findings,
            repaired, (int)r->tenants_checked, (int)r->servers_checked);
-    return fflush(stdout) == 0 && !ferror(stdout) ? CLI_EXIT_OK
-                                                  : cli_failure("cannot write the output");
+    return cli_flush();
 }
 
 static int admin_fsck(cli_ctx *ctx, const cli_args *a)
 {
     Saasodoo__V1__CheckConsistencyRequest req = SAASODOO__V1__CHECK_CONSISTENCY_REQUEST__INIT;
-    Saasodoo__V1__ConsistencyReport *r = NULL;
+    ProtobufCMessage *m = NULL;
     size_t repaired = 0, orphans_left = 0;
-    sdo_status st = {0};
     int rc;
 
     req.repair = args_flag(a, "repair");
-    if (cli_client(ctx) == NULL)
-        return ctx->client_rc;
-    rc = sdo_admin_service_check_consistency(ctx->client, &req, &r, &st);
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
+    rc = cli_call(ctx, SDO_METHOD_ADMIN_SERVICE_CHECK_CONSISTENCY, &req.base,
+                  &saasodoo__v1__consistency_report__descriptor, &m);
+    if (rc != CLI_EXIT_OK)
         return rc;
-    }
+    const Saasodoo__V1__ConsistencyReport *r = (const Saasodoo__V1__ConsistencyReport *)m;
     for (size_t i = 0; i < r->n_findings; i++) {
         const Saasodoo__V1__ConsistencyFinding *f = r->findings[i];
         if (f->repaired)
@@ -62,8 +57,8 @@ static int admin_fsck(cli_ctx *ctx, const cli_args *a)
             orphans_left++;
     }
     size_t left = r->n_findings - repaired;
-    rc = ctx->output == OUT_JSON ? cli_print_json(&r->base, false) : print_report(r, repaired);
-    protobuf_c_message_free_unpacked(&r->base, NULL);
+    rc = ctx->output == OUT_JSON ? cli_print_json(m, false) : print_report(r, repaired);
+    protobuf_c_message_free_unpacked(m, NULL);
     if (rc != CLI_EXIT_OK)
         return rc;
     if (left == 0)
@@ -77,7 +72,7 @@ static int admin_fsck(cli_ctx *ctx, const cli_args *a)
 
 static const cli_opt fsck_opts[] = {
     {"repair", 0, NULL, false, "remove orphans (resources no live tenant owns)"},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPTS_END,
 };
 
 const cli_cmd cli_admin_cmds[] = {
@@ -85,5 +80,5 @@ const cli_cmd cli_admin_cmds[] = {
      "Check records against databases, roles, clusters and apps; exit 1 while findings remain "
      "unrepaired.",
      fsck_opts, 0, 0, admin_fsck},
-    {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
+    CLI_CMDS_END,
 };

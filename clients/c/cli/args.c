@@ -7,6 +7,8 @@
 
 #include "cli.h"
 
+const cli_opt cli_no_opts[] = {CLI_OPTS_END};
+
 static const cli_opt *find_long(const cli_opt *opts, const char *name, size_t len)
 {
     for (; opts != NULL && opts->name != NULL; opts++)
@@ -169,6 +171,13 @@ int args_bool(const cli_args *a, const char *name, bool *out)
     else
         return cli_usage_error("--%s must be 'true' or 'false', not '%s'", name, v);
     return 0;
+}
+
+void args_string(const cli_args *a, const char *name, char **field)
+{
+    const char *v = args_value(a, name);
+    if (v != NULL)
+        *field = (char *)v;
 }
 
 void args_print_options(FILE *f, const cli_opt *opts)

@@ -37,62 +37,31 @@ static int backup_name(const char *arg, char *buf, size_t size)
     return 0;
 }
 
-static int print_backup(cli_ctx *ctx, const ProtobufCMessage *m)
-{
-    return ctx->output == OUT_JSON ? cli_print_json(m, false) : cli_print_describe(m);
-}
-
 static int backups_create(cli_ctx *ctx, const cli_args *a)
 {
     Saasodoo__V1__CreateBackupRequest req = SAASODOO__V1__CREATE_BACKUP_REQUEST__INIT;
-    Saasodoo__V1__Operation *op = NULL;
     char parent[NAME_MAX_LEN];
-    sdo_status st = {0};
-    const char *v;
     int rc;
 
     if ((rc = cli_resource_name("tenants", a->pos[0], parent, sizeof(parent))) != 0)
         return rc;
     req.parent = parent;
-    if ((v = args_value(a, "description")) != NULL)
-        req.description = (char *)v;
-    if ((v = args_value(a, "request-id")) != NULL)
-        req.request_id = (char *)v;
-    if (cli_client(ctx) == NULL)
-        return ctx->client_rc;
-    rc = sdo_backup_service_create_backup(ctx->client, &req, &op, &st);
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
-        return rc;
-    }
-    rc = cli_print_operation(ctx, a, op);
-    protobuf_c_message_free_unpacked(&op->base, NULL);
-    return rc;
+    args_string(a, "description", &req.description);
+    args_string(a, "request-id", &req.request_id);
+    return cli_call_operation(ctx, a, SDO_METHOD_BACKUP_SERVICE_CREATE_BACKUP, &req.base);
 }
 
 static int backups_get(cli_ctx *ctx, const cli_args *a)
 {
     Saasodoo__V1__GetBackupRequest req = SAASODOO__V1__GET_BACKUP_REQUEST__INIT;
-    Saasodoo__V1__Backup *b = NULL;
     char name[NAME_MAX_LEN];
-    sdo_status st = {0};
     int rc;
 
     if ((rc = backup_name(a->pos[0], name, sizeof(name))) != 0)
         return rc;
     req.name = name;
-    if (cli_client(ctx) == NULL)
-        return ctx->client_rc;
-    rc = sdo_backup_service_get_backup(ctx->client, &req, &b, &st);
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
-        return rc;
-    }
-    rc = print_backup(ctx, &b->base);
-    protobuf_c_message_free_unpacked(&b->base, NULL);
-    return rc;
+    return cli_call_show(ctx, SDO_METHOD_BACKUP_SERVICE_GET_BACKUP, &req.base,
+                         &saasodoo__v1__backup__descriptor);
 }
 
 /* 1536 -> "1.5KiB"; no spaces, so a table cell stays one word. */
@@ -122,7 +91,7 @@ static int add_backup_row(cli_table *tbl, const ProtobufCMessage *m)
         cli_enum_name(&saasodoo__v1__backup__state__descriptor, (int)b->state, sbuf),
         cli_enum_name(&saasodoo__v1__backup__trigger__descriptor, (int)b->trigger, tbuf),
         human_size(b->size_bytes, size, sizeof(size)),
-        b->create_time ? cli_time(&b->create_time->base, when) : "-",
+        cli_time(b->create_time, when),
         b->description,
     };
     return table_add(tbl, cells);
@@ -143,28 +112,19 @@ static int backups_list(cli_ctx *ctx, const cli_args *a)
     };
     Saasodoo__V1__ListBackupsRequest req = SAASODOO__V1__LIST_BACKUPS_REQUEST__INIT;
     char parent[NAME_MAX_LEN];
-    const char *filter = args_value(a, "filter");
-    int32_t page_size = 0;
     int rc;
 
     if ((rc = cli_resource_name("tenants", a->pos[0], parent, sizeof(parent))) != 0)
         return rc;
-    if ((rc = args_int(a, "page-size", 0, 100000, &page_size)) != 0)
-        return rc;
     req.parent = parent;
-    req.page_size = page_size;
-    if (filter != NULL)
-        req.filter = (char *)filter;
-    return cli_list(ctx, a, &spec, &req.base, &req.page_token);
+    return cli_list(ctx, a, &spec, &req.base);
 }
 
 static int backups_restore(cli_ctx *ctx, const cli_args *a)
 {
     Saasodoo__V1__RestoreBackupRequest req = SAASODOO__V1__RESTORE_BACKUP_REQUEST__INIT;
-    Saasodoo__V1__Operation *op = NULL;
     char name[NAME_MAX_LEN], target[NAME_MAX_LEN];
-    const char *to = args_value(a, "to"), *v;
-    sdo_status st = {0};
+    const char *to = args_value(a, "to");
     int rc;
 
     if ((rc = backup_name(a->pos[0], name, sizeof(name))) != 0)
@@ -184,46 +144,21 @@ static int backups_restore(cli_ctx *ctx, const cli_args *a)
             return cli_usage_error("restoring in place replaces the tenant's current data: "
                                    "confirm with --yes, or restore into a new tenant with --to");
     }
-    if ((v = args_value(a, "request-id")) != NULL)
-        req.request_id = (char *)v;
-    if (cli_client(ctx) == NULL)
-        return ctx->client_rc;
-    rc = sdo_backup_service_restore_backup(ctx->client, &req, &op, &st);
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
-        return rc;
-    }
-    rc = cli_print_operation(ctx, a, op);
-    protobuf_c_message_free_unpacked(&op->base, NULL);
-    return rc;
+    args_string(a, "request-id", &req.request_id);
+    return cli_call_operation(ctx, a, SDO_METHOD_BACKUP_SERVICE_RESTORE_BACKUP, &req.base);
 }
 
 static int backups_delete(cli_ctx *ctx, const cli_args *a)
 {
     Saasodoo__V1__DeleteBackupRequest req = SAASODOO__V1__DELETE_BACKUP_REQUEST__INIT;
-    Saasodoo__V1__Operation *op = NULL;
     char name[NAME_MAX_LEN];
-    sdo_status st = {0};
-    const char *v;
     int rc;
 
     if ((rc = backup_name(a->pos[0], name, sizeof(name))) != 0)
         return rc;
     req.name = name;
-    if ((v = args_value(a, "request-id")) != NULL)
-        req.request_id = (char *)v;
-    if (cli_client(ctx) == NULL)
-        return ctx->client_rc;
-    rc = sdo_backup_service_delete_backup(ctx->client, &req, &op, &st);
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
-        return rc;
-    }
-    rc = cli_print_operation(ctx, a, op);
-    protobuf_c_message_free_unpacked(&op->base, NULL);
-    return rc;
+    args_string(a, "request-id", &req.request_id);
+    return cli_call_operation(ctx, a, SDO_METHOD_BACKUP_SERVICE_DELETE_BACKUP, &req.base);
 }
 
 /* "HH:MM" with HH 00-23 and MM 00-59. */
@@ -251,10 +186,8 @@ static int backups_policy(cli_ctx *ctx, const cli_args *a)
         {"keep-weekly", "keep_weekly", offsetof(Saasodoo__V1__BackupPolicy, keep_weekly)},
         {"keep-monthly", "keep_monthly", offsetof(Saasodoo__V1__BackupPolicy, keep_monthly)},
     };
-    Saasodoo__V1__BackupPolicy *out = NULL;
     char tenant[NAME_MAX_LEN], name[NAME_MAX_LEN + 16];
     char *paths[8];
-    sdo_status st = {0};
     const char *v;
     int rc;
 
@@ -299,25 +232,16 @@ static int backups_policy(cli_ctx *ctx, const cli_args *a)
         upd.request_id = (char *)v;
     }
 
-    if (cli_client(ctx) == NULL)
-        return ctx->client_rc;
     if (mask.n_paths == 0) {
         get.name = name;
-        rc = sdo_backup_service_get_backup_policy(ctx->client, &get, &out, &st);
-    } else {
-        mask.paths = paths;
-        upd.policy = &policy;
-        upd.update_mask = &mask;
-        rc = sdo_backup_service_update_backup_policy(ctx->client, &upd, &out, &st);
+        return cli_call_show(ctx, SDO_METHOD_BACKUP_SERVICE_GET_BACKUP_POLICY, &get.base,
+                             &saasodoo__v1__backup_policy__descriptor);
     }
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
-        return rc;
-    }
-    rc = print_backup(ctx, &out->base);
-    protobuf_c_message_free_unpacked(&out->base, NULL);
-    return rc;
+    mask.paths = paths;
+    upd.policy = &policy;
+    upd.update_mask = &mask;
+    return cli_call_show(ctx, SDO_METHOD_BACKUP_SERVICE_UPDATE_BACKUP_POLICY, &upd.base,
+                         &saasodoo__v1__backup_policy__descriptor);
 }
 
 /* ---- download ---- */
@@ -326,7 +250,7 @@ static const cli_opt download_opts[] = {
     {"output", 'o', "FILE", false,
      "where to write the part ('-': standard output); default TENANT-BACKUP-PART"},
     {"force", 'f', NULL, false, "replace FILE if it exists"},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPTS_END,
 };
 
 /* Puts the finished temporary file at path: replacing what is there with force, otherwise
@@ -350,7 +274,6 @@ static int place_file(const char *tmp, const char *path, bool force)
 static int backups_download(cli_ctx *ctx, const cli_args *a)
 {
     Saasodoo__V1__DownloadBackupPartRequest req = SAASODOO__V1__DOWNLOAD_BACKUP_PART_REQUEST__INIT;
-    sdo_call_opts opts = {.timeout_ms = ctx->timeout_set ? ctx->timeout_ms : 0};
     char name[NAME_MAX_LEN], deflt[NAME_MAX_LEN + 80], tmp[NAME_MAX_LEN + 120];
     const char *part = a->pos[1];
     const char *path = args_opt_value(a, &download_opts[0]);
@@ -383,17 +306,13 @@ static int backups_download(cli_ctx *ctx, const cli_args *a)
     if (!to_stdout && !force && access(path, F_OK) == 0)
         return cli_usage_error("'%s' exists: give --force to replace it, or another --output",
                                path);
-    if (cli_client(ctx) == NULL)
-        return ctx->client_rc;
 
     req.name = name;
     req.part = (char *)part;
-    rc = sdo_backup_service_download_backup_part(ctx->client, &req, &opts, &s, &st);
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
+    rc = cli_open_stream(ctx, SDO_METHOD_BACKUP_SERVICE_DOWNLOAD_BACKUP_PART, &req.base,
+                         &saasodoo__v1__backup_chunk__descriptor, &s);
+    if (rc != CLI_EXIT_OK)
         return rc;
-    }
     md = EVP_MD_CTX_new();
     if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
         rc = cli_failure("out of memory");
@@ -435,8 +354,7 @@ static int backups_download(cli_ctx *ctx, const cli_args *a)
         chunk = NULL;
     }
     if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
+        rc = cli_rpc_failure(rc, &st);
         goto out;
     }
     if (fflush(out) != 0 || (!to_stdout && fsync(fileno(out)) != 0)) {
@@ -499,36 +417,31 @@ out:
     return rc;
 }
 
-static const char request_id_help[] = "client-chosen id that makes retries safe";
-static const char wait_help[] = "follow the operation until it ends (like 'operations watch')";
-
 static const cli_opt create_opts[] = {
     {"description", 0, "TEXT", false, "a note kept with the backup"},
-    {"request-id", 0, "ID", false, request_id_help},
-    {"wait", 0, NULL, false, wait_help},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPT_REQUEST_ID,
+    CLI_OPT_WAIT,
+    CLI_OPTS_END,
 };
 
 static const cli_opt list_opts[] = {
     {"filter", 0, "EXPR", false, "e.g. 'state = COMPLETE AND trigger = MANUAL'"},
-    {"page-size", 0, "N", false, "backups per page (server default when 0)"},
-    {"page-token", 0, "TOKEN", false, "continue from a previous page"},
-    {"all", 0, NULL, false, "fetch every page"},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPTS_PAGING("backups"),
+    CLI_OPTS_END,
 };
 
 static const cli_opt restore_opts[] = {
     {"to", 0, "NEW_TENANT", false, "restore into a new tenant with this ID instead of in place"},
     {"yes", 'y', NULL, false, "restore in place without asking"},
-    {"request-id", 0, "ID", false, request_id_help},
-    {"wait", 0, NULL, false, wait_help},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPT_REQUEST_ID,
+    CLI_OPT_WAIT,
+    CLI_OPTS_END,
 };
 
 static const cli_opt delete_opts[] = {
-    {"request-id", 0, "ID", false, request_id_help},
-    {"wait", 0, NULL, false, wait_help},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPT_REQUEST_ID,
+    CLI_OPT_WAIT,
+    CLI_OPTS_END,
 };
 
 static const cli_opt policy_opts[] = {
@@ -538,11 +451,9 @@ static const cli_opt policy_opts[] = {
     {"keep-weekly", 0, "N", false, "weekly backups to keep"},
     {"keep-monthly", 0, "N", false, "monthly backups to keep"},
     {"etag", 0, "ETAG", false, "only change the policy if it still has this etag"},
-    {"request-id", 0, "ID", false, request_id_help},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPT_REQUEST_ID,
+    CLI_OPTS_END,
 };
-
-static const cli_opt no_opts[] = {{NULL, 0, NULL, false, NULL}};
 
 const cli_cmd cli_backup_cmds[] = {
     {"backups", "create", "TENANT [options]",
@@ -550,8 +461,8 @@ const cli_cmd cli_backup_cmds[] = {
      create_opts, 1, 1, backups_create},
     {"backups", "list", "TENANT [options]", "List a tenant's backups, newest first.", list_opts, 1,
      1, backups_list},
-    {"backups", "get", "TENANT/BACKUP", "Show one backup, its parts and their checksums.", no_opts,
-     1, 1, backups_get},
+    {"backups", "get", "TENANT/BACKUP", "Show one backup, its parts and their checksums.",
+     cli_no_opts, 1, 1, backups_get},
     {"backups", "restore", "TENANT/BACKUP [options]",
      "Restore a backup in place (asks first, or --yes) or into a new tenant (--to); prints the "
      "operation.",
@@ -566,5 +477,5 @@ const cli_cmd cli_backup_cmds[] = {
      "Show a tenant's backup schedule and retention; with options, change them (the update "
      "mask follows the options given).",
      policy_opts, 1, 1, backups_policy},
-    {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
+    CLI_CMDS_END,
 };

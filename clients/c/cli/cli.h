@@ -35,6 +35,22 @@ typedef struct cli_opt {
     const char *help;
 } cli_opt;
 
+/* Entries that the option tables of several commands share. Macros, because the entries
+ * of one array initializer cannot be taken into another. */
+/* clang-format off */
+#define CLI_OPT_REQUEST_ID {"request-id", 0, "ID", false, "client-chosen id that makes retries safe"}
+#define CLI_OPT_WAIT \
+    {"wait", 0, NULL, false, "follow the operation until it ends (like 'operations watch')"}
+/* --page-size, --page-token and --all of a list; `noun` is a string literal ("tenants"). */
+#define CLI_OPTS_PAGING(noun) \
+    {"page-size", 0, "N", false, noun " per page (server default when 0)"}, \
+    {"page-token", 0, "TOKEN", false, "continue from a previous page"}, \
+    {"all", 0, NULL, false, "fetch every page"}
+/* The entry that ends an option table, and the one that ends a command table. */
+#define CLI_OPTS_END {NULL, 0, NULL, false, NULL}
+#define CLI_CMDS_END {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL}
+/* clang-format on */
+
 /* Parsed command line: options in the order given, then the positional arguments. */
 typedef struct cli_args {
     struct {
@@ -96,12 +112,16 @@ size_t args_values(const cli_args *a, const char *name, const char **out, size_t
 int args_int(const cli_args *a, const char *name, int32_t min, int32_t max, int32_t *out);
 /* "true" or "false" of option `name`, when given, into *out. Returns 0 or CLI_EXIT_USAGE. */
 int args_bool(const cli_args *a, const char *name, bool *out);
+/* Points *field at the value of option `name` when it was given; leaves it otherwise. */
+void args_string(const cli_args *a, const char *name, char **field);
 /* Parses argv[*i..] against `global` and `local` (either may be NULL). With
  * `stop_at_positional` parsing ends before the first positional argument. Returns 0 or
  * CLI_EXIT_USAGE after printing the problem. */
 int args_parse(int argc, char **argv, int *i, const cli_opt *global, const cli_opt *local,
                bool stop_at_positional, cli_args *out);
 void args_print_options(FILE *f, const cli_opt *opts);
+/* The option table of a command without options of its own. */
+extern const cli_opt cli_no_opts[];
 
 /* output.c */
 /* Usage errors from now on point to `saasodoo GROUP [VERB] --help`. */
@@ -119,11 +139,15 @@ void cli_set_auth_hint(const char *hint);
 int cli_print_json(const ProtobufCMessage *m, bool one_line);
 /* Prints every field of `m` as aligned "key: value" lines. */
 int cli_print_describe(const ProtobufCMessage *m);
+/* Prints one resource as the output format asks: pretty JSON or "key: value" lines. */
+int cli_show(const cli_ctx *ctx, const ProtobufCMessage *m);
+/* Flushes stdout: CLI_EXIT_OK, or CLI_EXIT_FAILURE after saying it could not be written. */
+int cli_flush(void);
 /* A copy of `s` fit for one table cell or line: control characters escaped, "" -> "-".
  * Caller frees. NULL when out of memory. */
 char *cli_clean(const char *s);
 /* Timestamp field as RFC 3339 UTC, "-" when unset. buf: SDO_TIMESTAMP_BUFSIZE bytes. */
-const char *cli_time(const ProtobufCMessage *ts, char *buf);
+const char *cli_time(const Google__Protobuf__Timestamp *ts, char *buf);
 /* Name of value `v` of an enum, or its number in `buf` (16 bytes). */
 const char *cli_enum_name(const ProtobufCEnumDescriptor *d, int v, char *buf);
 
@@ -135,6 +159,24 @@ size_t table_rows(const cli_table *t);
 int table_print(const cli_table *t, FILE *f);
 void table_free(cli_table *t);
 
+/* call.c: the calls of a command. Each connects first (cli_client) and, when the call
+ * fails, says why on stderr and returns the exit code. */
+/* Reports a failed call (cli_rpc_error), clears `st` and returns the exit code. */
+int cli_rpc_failure(int rc, sdo_status *st);
+/* Calls the unary method `method` (an SDO_METHOD_* path) with `req` and decodes the
+ * answer as `resp_desc`. Returns 0 with the answer in *resp (the caller frees it), or
+ * the exit code with *resp NULL. */
+int cli_call(cli_ctx *ctx, const char *method, const ProtobufCMessage *req,
+             const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp);
+/* cli_call, then cli_show of the answer. Returns the exit code. */
+int cli_call_show(cli_ctx *ctx, const char *method, const ProtobufCMessage *req,
+                  const ProtobufCMessageDescriptor *resp_desc);
+/* Opens the server stream `method` with `req`, its messages decoded as `resp_desc`,
+ * bounded only by a --timeout given. Returns 0 with the stream in *s (close it with
+ * sdo_stream_close), or the exit code with *s NULL. */
+int cli_open_stream(cli_ctx *ctx, const char *method, const ProtobufCMessage *req,
+                    const ProtobufCMessageDescriptor *resp_desc, sdo_stream **s);
+
 /* list.c: a paged List method and how to show its items. */
 typedef struct cli_list_spec {
     const char *method;                          /* e.g. SDO_METHOD_TENANT_SERVICE_LIST_TENANTS */
@@ -145,10 +187,12 @@ typedef struct cli_list_spec {
     const char *const *headers;
     int (*add_row)(cli_table *t, const ProtobufCMessage *item);
 } cli_list_spec;
-/* Calls the method with `req` (its page_token at *token_slot), following pages with
- * --all, and prints the result. Returns the exit code. */
-int cli_list(cli_ctx *ctx, const cli_args *a, const cli_list_spec *spec, ProtobufCMessage *req,
-             char **token_slot);
+/* Sets the page_size and filter fields of the List request `req` from --page-size and
+ * --filter when given. Returns 0 or CLI_EXIT_USAGE after saying why. */
+int cli_list_options(const cli_args *a, ProtobufCMessage *req);
+/* Calls the method with `req` (its paging fields set by cli_list_options), following
+ * pages with --page-token and --all, and prints the result. Returns the exit code. */
+int cli_list(cli_ctx *ctx, const cli_args *a, const cli_list_spec *spec, ProtobufCMessage *req);
 
 /* main.c */
 /* The context's client, created on first use with the token that applies (refreshing a
@@ -173,6 +217,10 @@ int cli_watch_operation(cli_ctx *ctx, const char *name);
 /* Prints an Operation a mutating call returned, or follows it when the command's --wait
  * was given. Returns the exit code. */
 int cli_print_operation(cli_ctx *ctx, const cli_args *a, Saasodoo__V1__Operation *op);
+/* Calls `method`, which answers with an Operation, and prints or follows it as
+ * cli_print_operation does. Returns the exit code. */
+int cli_call_operation(cli_ctx *ctx, const cli_args *a, const char *method,
+                       const ProtobufCMessage *req);
 
 /* credentials.c */
 /* The credentials file: $XDG_CONFIG_HOME/saasodoo/credentials, else

@@ -398,8 +398,7 @@ int creds_ensure_fresh(cli_ctx *ctx)
     if (rc < 0) {
         fprintf(stderr, "saasodoo: cannot renew the session stored for %s\n", c->server);
         cli_set_auth_hint("The stored session has ended: run 'saasodoo login'.");
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
+        rc = cli_rpc_failure(rc, &st);
         goto out;
     }
     if (creds_from_session(&fresh, session, c->server, c->ca_file) != 0) {

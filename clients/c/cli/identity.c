@@ -91,10 +91,10 @@ static int identity_login(cli_ctx *ctx, const cli_args *a)
 {
     Saasodoo__V1__SignInRequest req = SAASODOO__V1__SIGN_IN_REQUEST__INIT;
     Saasodoo__V1__Session *session = NULL;
+    ProtobufCMessage *m = NULL;
     static char email_buf[NAME_MAX_LEN], password[SECRET_MAX_LEN];
     const char *email = args_value(a, "email");
     cli_creds creds = {0};
-    sdo_status st = {0};
     int rc;
 
     if (email == NULL) {
@@ -114,19 +114,14 @@ static int identity_login(cli_ctx *ctx, const cli_args *a)
     }
 
     ctx->anonymous = true;
-    if (cli_client(ctx) == NULL) {
-        rc = ctx->client_rc;
-        goto out;
-    }
     req.email = (char *)email;
     req.password = password;
-    rc = sdo_identity_service_sign_in(ctx->client, &req, &session, &st);
+    rc = cli_call(ctx, SDO_METHOD_IDENTITY_SERVICE_SIGN_IN, &req.base,
+                  &saasodoo__v1__session__descriptor, &m);
     memset(password, 0, sizeof(password));
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
+    if (rc != CLI_EXIT_OK)
         goto out;
-    }
+    session = (Saasodoo__V1__Session *)m;
     if (creds_from_session(&creds, session, cli_server(ctx), cli_ca_file(ctx)) != 0) {
         rc = cli_failure("the server answered without an access token");
         goto out;
@@ -148,7 +143,7 @@ static int identity_login(cli_ctx *ctx, const cli_args *a)
                name ? name : "?", role_name(u != NULL ? (int)u->role : 0));
         free(who);
         free(name);
-        rc = fflush(stdout) == 0 ? CLI_EXIT_OK : cli_failure("cannot write the output");
+        rc = cli_flush();
     }
     if (getenv("SAASODOO_TOKEN") != NULL && getenv("SAASODOO_TOKEN")[0] != '\0')
         fputs("saasodoo: note: SAASODOO_TOKEN is set and is used instead of this session until "
@@ -211,29 +206,18 @@ static int identity_logout(cli_ctx *ctx, const cli_args *a)
     if (removed != 0 && removed != 1)
         return removed;
     printf("Signed out of %s.\n", server);
-    if (fflush(stdout) != 0)
-        return cli_failure("cannot write the output");
-    return rc;
+    return cli_flush() != CLI_EXIT_OK ? CLI_EXIT_FAILURE : rc;
 }
 
 /* The signed-in user; NULL after saying why (exit code in *rc). Caller frees. */
 static Saasodoo__V1__User *current_user(cli_ctx *ctx, int *rc)
 {
     Saasodoo__V1__GetCurrentUserRequest req = SAASODOO__V1__GET_CURRENT_USER_REQUEST__INIT;
-    Saasodoo__V1__User *u = NULL;
-    sdo_status st = {0};
+    ProtobufCMessage *u = NULL;
 
-    if (cli_client(ctx) == NULL) {
-        *rc = ctx->client_rc;
-        return NULL;
-    }
-    int r = sdo_identity_service_get_current_user(ctx->client, &req, &u, &st);
-    if (r < 0) {
-        *rc = cli_rpc_error(r, &st);
-        sdo_status_clear(&st);
-        return NULL;
-    }
-    return u;
+    *rc = cli_call(ctx, SDO_METHOD_IDENTITY_SERVICE_GET_CURRENT_USER, &req.base,
+                   &saasodoo__v1__user__descriptor, &u);
+    return (Saasodoo__V1__User *)u;
 }
 
 static int identity_whoami(cli_ctx *ctx, const cli_args *a)
@@ -243,7 +227,7 @@ static int identity_whoami(cli_ctx *ctx, const cli_args *a)
     Saasodoo__V1__User *u = current_user(ctx, &rc);
     if (u == NULL)
         return rc;
-    rc = ctx->output == OUT_JSON ? cli_print_json(&u->base, false) : cli_print_describe(&u->base);
+    rc = cli_show(ctx, &u->base);
     protobuf_c_message_free_unpacked(&u->base, NULL);
     return rc;
 }
@@ -274,11 +258,9 @@ static int apikeys_create(cli_ctx *ctx, const cli_args *a)
     Saasodoo__V1__CreateApiKeyRequest req = SAASODOO__V1__CREATE_API_KEY_REQUEST__INIT;
     Saasodoo__V1__ApiKey key = SAASODOO__V1__API_KEY__INIT;
     Google__Protobuf__Timestamp expire = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-    Saasodoo__V1__ApiKey *out = NULL;
+    ProtobufCMessage *out = NULL;
     char parent[NAME_MAX_LEN];
     int32_t days = 0;
-    sdo_status st = {0};
-    const char *v;
     int rc;
 
     if (a->pos[0][0] == '\0')
@@ -294,23 +276,17 @@ static int apikeys_create(cli_ctx *ctx, const cli_args *a)
     }
     req.parent = parent;
     req.api_key = &key;
-    if ((v = args_value(a, "request-id")) != NULL)
-        req.request_id = (char *)v;
-    if (cli_client(ctx) == NULL)
-        return ctx->client_rc;
-    rc = sdo_identity_service_create_api_key(ctx->client, &req, &out, &st);
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
+    args_string(a, "request-id", &req.request_id);
+    rc = cli_call(ctx, SDO_METHOD_IDENTITY_SERVICE_CREATE_API_KEY, &req.base,
+                  &saasodoo__v1__api_key__descriptor, &out);
+    if (rc != CLI_EXIT_OK)
         return rc;
-    }
-    rc = ctx->output == OUT_JSON ? cli_print_json(&out->base, false)
-                                 : cli_print_describe(&out->base);
+    rc = cli_show(ctx, out);
     if (rc == CLI_EXIT_OK)
         fputs("Copy the secret now: it cannot be shown again. Scripts pass it in "
               "SAASODOO_TOKEN.\n",
               stderr);
-    protobuf_c_message_free_unpacked(&out->base, NULL);
+    protobuf_c_message_free_unpacked(out, NULL);
     return rc;
 }
 
@@ -321,9 +297,9 @@ static int add_key_row(cli_table *tbl, const ProtobufCMessage *m)
     const char *cells[6] = {
         k->name,
         k->prefix,
-        k->create_time ? cli_time(&k->create_time->base, c) : "-",
-        k->last_used_time ? cli_time(&k->last_used_time->base, u) : "-",
-        k->expire_time ? cli_time(&k->expire_time->base, e) : "-",
+        cli_time(k->create_time, c),
+        cli_time(k->last_used_time, u),
+        cli_time(k->expire_time, e),
         k->display_name,
     };
     return table_add(tbl, cells);
@@ -345,16 +321,15 @@ static int apikeys_list(cli_ctx *ctx, const cli_args *a)
 {
     Saasodoo__V1__ListApiKeysRequest req = SAASODOO__V1__LIST_API_KEYS_REQUEST__INIT;
     char parent[NAME_MAX_LEN];
-    int32_t page_size = 0;
     int rc;
 
-    if ((rc = args_int(a, "page-size", 0, 100000, &page_size)) != 0)
+    /* A bad --page-size is told before the server is asked who the caller is. */
+    if ((rc = cli_list_options(a, &req.base)) != 0)
         return rc;
     if ((rc = key_owner(ctx, a, parent, sizeof(parent))) != 0)
         return rc;
     req.parent = parent;
-    req.page_size = page_size;
-    return cli_list(ctx, a, &key_list_spec, &req.base, &req.page_token);
+    return cli_list(ctx, a, &key_list_spec, &req.base);
 }
 
 /* Finds the key `arg` (its ID or its display name) among the keys of `parent`; its full
@@ -379,8 +354,7 @@ static int find_key(cli_ctx *ctx, const char *parent, const char *arg, char *buf
         req.page_token = token ? token : no_token;
         int r = sdo_identity_service_list_api_keys(ctx->client, &req, &resp, &st);
         if (r < 0) {
-            rc = cli_rpc_error(r, &st);
-            sdo_status_clear(&st);
+            rc = cli_rpc_failure(r, &st);
             goto out;
         }
         for (size_t i = 0; i < resp->n_api_keys; i++) {
@@ -421,10 +395,9 @@ out:
 static int apikeys_delete(cli_ctx *ctx, const cli_args *a)
 {
     Saasodoo__V1__DeleteApiKeyRequest req = SAASODOO__V1__DELETE_API_KEY_REQUEST__INIT;
-    Google__Protobuf__Empty *empty = NULL;
+    ProtobufCMessage *empty = NULL;
     char parent[NAME_MAX_LEN], name[NAME_MAX_LEN];
     const char *arg = a->pos[0];
-    sdo_status st = {0};
     int rc;
 
     if (arg[0] == '\0')
@@ -445,49 +418,41 @@ static int apikeys_delete(cli_ctx *ctx, const cli_args *a)
         if ((rc = find_key(ctx, parent, arg, name, sizeof(name))) != 0)
             return rc;
     }
-    if (cli_client(ctx) == NULL)
-        return ctx->client_rc;
     req.name = name;
-    rc = sdo_identity_service_delete_api_key(ctx->client, &req, &empty, &st);
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
+    rc = cli_call(ctx, SDO_METHOD_IDENTITY_SERVICE_DELETE_API_KEY, &req.base,
+                  &google__protobuf__empty__descriptor, &empty);
+    if (rc != CLI_EXIT_OK)
         return rc;
-    }
-    protobuf_c_message_free_unpacked(&empty->base, NULL);
+    protobuf_c_message_free_unpacked(empty, NULL);
     printf("deleted %s\n", name);
-    return fflush(stdout) == 0 ? CLI_EXIT_OK : cli_failure("cannot write the output");
+    return cli_flush();
 }
 
 static const cli_opt login_opts[] = {
     {"email", 0, "EMAIL", false,
      "the account's email (asked on the terminal when not given; required when the password "
      "comes from standard input)"},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPTS_END,
 };
-
-static const cli_opt no_opts[] = {{NULL, 0, NULL, false, NULL}};
 
 static const char user_help[] = "whose keys, as ID or users/ID (admin; default: the caller)";
 
 static const cli_opt key_create_opts[] = {
     {"user", 0, "USER", false, user_help},
     {"expire-days", 0, "N", false, "the key stops working after N days (default: never)"},
-    {"request-id", 0, "ID", false, "client-chosen id that makes retries safe"},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPT_REQUEST_ID,
+    CLI_OPTS_END,
 };
 
 static const cli_opt key_list_opts[] = {
     {"user", 0, "USER", false, user_help},
-    {"page-size", 0, "N", false, "keys per page (server default when 0)"},
-    {"page-token", 0, "TOKEN", false, "continue from a previous page"},
-    {"all", 0, NULL, false, "fetch every page"},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPTS_PAGING("keys"),
+    CLI_OPTS_END,
 };
 
 static const cli_opt key_delete_opts[] = {
     {"user", 0, "USER", false, user_help},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPTS_END,
 };
 
 const cli_cmd cli_login_cmd = {
@@ -503,12 +468,12 @@ const cli_cmd cli_login_cmd = {
     identity_login};
 
 const cli_cmd cli_logout_cmd = {
-    "logout", NULL, "", "End the stored session on the server and remove the credentials file.",
-    no_opts,  0,    0,  identity_logout};
+    "logout",    NULL, "", "End the stored session on the server and remove the credentials file.",
+    cli_no_opts, 0,    0,  identity_logout};
 
 const cli_cmd cli_whoami_cmd = {
-    "whoami", NULL, "", "Show the user the calls are made as: name, email, role.",
-    no_opts,  0,    0,  identity_whoami};
+    "whoami",    NULL, "", "Show the user the calls are made as: name, email, role.",
+    cli_no_opts, 0,    0,  identity_whoami};
 
 const cli_cmd cli_apikey_cmds[] = {
     {"apikeys", "create", "NAME [options]",
@@ -520,5 +485,5 @@ const cli_cmd cli_apikey_cmds[] = {
      "Delete an API key, given its ID, its name or users/USER/apiKeys/ID; it stops working at "
      "once.",
      key_delete_opts, 1, 1, apikeys_delete},
-    {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
+    CLI_CMDS_END,
 };

@@ -23,6 +23,34 @@ static const char *next_token(const ProtobufCMessage *m, const ProtobufCFieldDes
     return s != NULL ? s : "";
 }
 
+/* The field `name` of the request `d` when it is a single value of `type`; NULL otherwise. */
+static const ProtobufCFieldDescriptor *req_field(const ProtobufCMessageDescriptor *d,
+                                                 const char *name, ProtobufCType type)
+{
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, name);
+    return f != NULL && f->type == type && f->label != PROTOBUF_C_LABEL_REPEATED ? f : NULL;
+}
+
+int cli_list_options(const cli_args *a, ProtobufCMessage *req)
+{
+    const ProtobufCFieldDescriptor *size_f =
+        req_field(req->descriptor, "page_size", PROTOBUF_C_TYPE_INT32);
+    const ProtobufCFieldDescriptor *filter_f =
+        req_field(req->descriptor, "filter", PROTOBUF_C_TYPE_STRING);
+    const char *filter = args_value(a, "filter");
+    int32_t page_size = 0;
+    int rc;
+
+    if (size_f == NULL)
+        return cli_failure("%s is not a paged list request", req->descriptor->name);
+    if ((rc = args_int(a, "page-size", 0, 100000, &page_size)) != 0)
+        return rc;
+    memcpy((char *)req + size_f->offset, &page_size, sizeof(page_size));
+    if (filter != NULL && filter_f != NULL)
+        memcpy((char *)req + filter_f->offset, &filter, sizeof(filter));
+    return 0;
+}
+
 /* JSON of every page's items in one response shaped like the last page. */
 static int print_merged(const ProtobufCMessage *last, const ProtobufCFieldDescriptor *items_f,
                         const ProtobufCFieldDescriptor *token_f, ProtobufCMessage **all,
@@ -46,9 +74,10 @@ static int print_merged(const ProtobufCMessage *last, const ProtobufCFieldDescri
     return rc;
 }
 
-int cli_list(cli_ctx *ctx, const cli_args *a, const cli_list_spec *spec, ProtobufCMessage *req,
-             char **token_slot)
+int cli_list(cli_ctx *ctx, const cli_args *a, const cli_list_spec *spec, ProtobufCMessage *req)
 {
+    const ProtobufCFieldDescriptor *req_token_f =
+        req_field(req->descriptor, "page_token", PROTOBUF_C_TYPE_STRING);
     const ProtobufCFieldDescriptor *items_f =
         protobuf_c_message_descriptor_get_field_by_name(spec->resp_desc, spec->items_field);
     const ProtobufCFieldDescriptor *token_f =
@@ -59,30 +88,28 @@ int cli_list(cli_ctx *ctx, const cli_args *a, const cli_list_spec *spec, Protobu
     const char *given = args_value(a, "page-token");
     char *token = NULL;
     cli_table *tbl = NULL;
-    sdo_status st = {0};
+    char **token_slot;
     int rc;
 
     if (items_f == NULL || token_f == NULL || items_f->label != PROTOBUF_C_LABEL_REPEATED ||
         items_f->type != PROTOBUF_C_TYPE_MESSAGE || token_f->type != PROTOBUF_C_TYPE_STRING)
         return cli_failure("%s is not a paged list response", spec->resp_desc->name);
+    if (req_token_f == NULL)
+        return cli_failure("%s is not a paged list request", req->descriptor->name);
+    if ((rc = cli_list_options(a, req)) != 0)
+        return rc;
+    token_slot = (char **)(void *)((char *)req + req_token_f->offset);
     if (given != NULL && (token = strdup(given)) == NULL)
         return cli_failure("out of memory");
-    if (cli_client(ctx) == NULL) {
-        free(token);
-        return ctx->client_rc;
-    }
 
     for (;;) {
         static char no_token[] = "";
         ProtobufCMessage *resp = NULL;
         *token_slot = token ? token : no_token;
-        rc = sdo_call_unary(ctx->client, spec->method, req, spec->resp_desc, &resp, &st);
+        rc = cli_call(ctx, spec->method, req, spec->resp_desc, &resp);
         *token_slot = no_token;
-        if (rc < 0) {
-            rc = cli_rpc_error(rc, &st);
-            sdo_status_clear(&st);
+        if (rc != CLI_EXIT_OK)
             goto out;
-        }
         ProtobufCMessage **p = realloc(pages, (npages + 1) * sizeof(*pages));
         if (p == NULL) {
             protobuf_c_message_free_unpacked(resp, NULL);

@@ -24,7 +24,7 @@ static const cli_opt global_opts[] = {
     {"timeout", 0, "SECONDS", false, "deadline per call (default 30; watch: none)"},
     {"help", 'h', NULL, false, "show help; after a group or command, help for it"},
     {"version", 0, NULL, false, "print the version and exit"},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPTS_END,
 };
 
 static const struct {

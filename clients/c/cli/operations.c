@@ -7,17 +7,11 @@
 
 #define NAME_MAX_LEN 256
 
-static int print_op(cli_ctx *ctx, const Saasodoo__V1__Operation *op)
-{
-    return ctx->output == OUT_JSON ? cli_print_json(&op->base, false)
-                                   : cli_print_describe(&op->base);
-}
-
 /* One line per update in table mode: time, state, progress, step. */
 static int print_progress(const Saasodoo__V1__Operation *op)
 {
     char ebuf[16], tbuf[SDO_TIMESTAMP_BUFSIZE];
-    const char *when = op->update_time ? cli_time(&op->update_time->base, tbuf) : "-";
+    const char *when = cli_time(op->update_time, tbuf);
     const char *state =
         cli_enum_name(&saasodoo__v1__operation__state__descriptor, (int)op->state, ebuf);
     char *step = cli_clean(op->step);
@@ -63,20 +57,15 @@ int cli_watch_operation(cli_ctx *ctx, const char *name)
 {
     Saasodoo__V1__WatchOperationRequest req = SAASODOO__V1__WATCH_OPERATION_REQUEST__INIT;
     Saasodoo__V1__Operation *last = NULL, *op = NULL;
-    sdo_call_opts opts = {.timeout_ms = ctx->timeout_set ? ctx->timeout_ms : 0};
     sdo_stream *s = NULL;
     sdo_status st = {0};
     int rc;
 
-    if (cli_client(ctx) == NULL)
-        return ctx->client_rc;
     req.name = (char *)name;
-    rc = sdo_operation_service_watch_operation(ctx->client, &req, &opts, &s, &st);
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
+    rc = cli_open_stream(ctx, SDO_METHOD_OPERATION_SERVICE_WATCH_OPERATION, &req.base,
+                         &saasodoo__v1__operation__descriptor, &s);
+    if (rc != CLI_EXIT_OK)
         return rc;
-    }
     while ((rc = sdo_operation_service_watch_operation_next(s, &op, &st)) == 1) {
         int out = ctx->output == OUT_JSON ? cli_print_json(&op->base, true) : print_progress(op);
         if (last != NULL)
@@ -88,8 +77,7 @@ int cli_watch_operation(cli_ctx *ctx, const char *name)
         }
     }
     if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
+        rc = cli_rpc_failure(rc, &st);
         goto out;
     }
     if (last == NULL)
@@ -109,55 +97,46 @@ int cli_print_operation(cli_ctx *ctx, const cli_args *a, Saasodoo__V1__Operation
 {
     if (args_flag(a, "wait") && !op->done)
         return cli_watch_operation(ctx, op->name);
-    return print_op(ctx, op);
+    return cli_show(ctx, &op->base);
+}
+
+int cli_call_operation(cli_ctx *ctx, const cli_args *a, const char *method,
+                       const ProtobufCMessage *req)
+{
+    ProtobufCMessage *m = NULL;
+    int rc = cli_call(ctx, method, req, &saasodoo__v1__operation__descriptor, &m);
+
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    rc = cli_print_operation(ctx, a, (Saasodoo__V1__Operation *)m);
+    protobuf_c_message_free_unpacked(m, NULL);
+    return rc;
 }
 
 static int operations_get(cli_ctx *ctx, const cli_args *a)
 {
     Saasodoo__V1__GetOperationRequest req = SAASODOO__V1__GET_OPERATION_REQUEST__INIT;
-    Saasodoo__V1__Operation *op = NULL;
     char name[NAME_MAX_LEN];
-    sdo_status st = {0};
     int rc;
 
     if ((rc = cli_resource_name("operations", a->pos[0], name, sizeof(name))) != 0)
         return rc;
     req.name = name;
-    if (cli_client(ctx) == NULL)
-        return ctx->client_rc;
-    rc = sdo_operation_service_get_operation(ctx->client, &req, &op, &st);
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
-        return rc;
-    }
-    rc = print_op(ctx, op);
-    protobuf_c_message_free_unpacked(&op->base, NULL);
-    return rc;
+    return cli_call_show(ctx, SDO_METHOD_OPERATION_SERVICE_GET_OPERATION, &req.base,
+                         &saasodoo__v1__operation__descriptor);
 }
 
 static int operations_cancel(cli_ctx *ctx, const cli_args *a)
 {
     Saasodoo__V1__CancelOperationRequest req = SAASODOO__V1__CANCEL_OPERATION_REQUEST__INIT;
-    Saasodoo__V1__Operation *op = NULL;
     char name[NAME_MAX_LEN];
-    sdo_status st = {0};
     int rc;
 
     if ((rc = cli_resource_name("operations", a->pos[0], name, sizeof(name))) != 0)
         return rc;
     req.name = name;
-    if (cli_client(ctx) == NULL)
-        return ctx->client_rc;
-    rc = sdo_operation_service_cancel_operation(ctx->client, &req, &op, &st);
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
-        return rc;
-    }
-    rc = print_op(ctx, op);
-    protobuf_c_message_free_unpacked(&op->base, NULL);
-    return rc;
+    return cli_call_show(ctx, SDO_METHOD_OPERATION_SERVICE_CANCEL_OPERATION, &req.base,
+                         &saasodoo__v1__operation__descriptor);
 }
 
 static int operations_watch(cli_ctx *ctx, const cli_args *a)
@@ -196,38 +175,25 @@ static int operations_list(cli_ctx *ctx, const cli_args *a)
         .add_row = add_operation_row,
     };
     Saasodoo__V1__ListOperationsRequest req = SAASODOO__V1__LIST_OPERATIONS_REQUEST__INIT;
-    const char *filter = args_value(a, "filter");
-    int32_t page_size = 0;
-    int rc;
-
-    if ((rc = args_int(a, "page-size", 0, 100000, &page_size)) != 0)
-        return rc;
-    req.page_size = page_size;
-    if (filter != NULL)
-        req.filter = (char *)filter;
-    return cli_list(ctx, a, &spec, &req.base, &req.page_token);
+    return cli_list(ctx, a, &spec, &req.base);
 }
 
 static const cli_opt list_opts[] = {
     {"filter", 0, "EXPR", false, "e.g. 'target = \"tenants/acme\" AND done = false'"},
-    {"page-size", 0, "N", false, "operations per page (server default when 0)"},
-    {"page-token", 0, "TOKEN", false, "continue from a previous page"},
-    {"all", 0, NULL, false, "fetch every page"},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPTS_PAGING("operations"),
+    CLI_OPTS_END,
 };
 
-static const cli_opt no_opts[] = {{NULL, 0, NULL, false, NULL}};
-
 const cli_cmd cli_operation_cmds[] = {
-    {"operations", "get", "ID", "Show one operation (ID or operations/ID).", no_opts, 1, 1,
+    {"operations", "get", "ID", "Show one operation (ID or operations/ID).", cli_no_opts, 1, 1,
      operations_get},
     {"operations", "list", "[options]", "List operations, newest first.", list_opts, 0, 0,
      operations_list},
     {"operations", "watch", "ID",
      "Print each update of an operation until it ends; fails (exit 10+code) if it ends with "
      "an error.",
-     no_opts, 1, 1, operations_watch},
-    {"operations", "cancel", "ID", "Ask an operation to stop; prints it.", no_opts, 1, 1,
+     cli_no_opts, 1, 1, operations_watch},
+    {"operations", "cancel", "ID", "Ask an operation to stop; prints it.", cli_no_opts, 1, 1,
      operations_cancel},
-    {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
+    CLI_CMDS_END,
 };

@@ -142,6 +142,16 @@ int cli_print_json(const ProtobufCMessage *m, bool one_line)
     fwrite(json, 1, len, stdout);
     fputc('\n', stdout);
     free(json);
+    return cli_flush();
+}
+
+int cli_show(const cli_ctx *ctx, const ProtobufCMessage *m)
+{
+    return ctx->output == OUT_JSON ? cli_print_json(m, false) : cli_print_describe(m);
+}
+
+int cli_flush(void)
+{
     return fflush(stdout) == 0 && !ferror(stdout) ? CLI_EXIT_OK
                                                   : cli_failure("cannot write the output");
 }
@@ -182,9 +192,8 @@ char *cli_clean(const char *s)
     return out;
 }
 
-const char *cli_time(const ProtobufCMessage *ts, char *buf)
+const char *cli_time(const Google__Protobuf__Timestamp *t, char *buf)
 {
-    const Google__Protobuf__Timestamp *t = (const Google__Protobuf__Timestamp *)ts;
     if (t == NULL)
         return "-";
     if (sdo_format_timestamp(t->seconds, t->nanos, buf, SDO_TIMESTAMP_BUFSIZE) < 0)
@@ -483,7 +492,7 @@ static void describe_field(kv_list *l, const char *prefix, const ProtobufCMessag
     if (sub == NULL) {
         kv_add(l, key, "-");
     } else if (strcmp(sd->name, "google.protobuf.Timestamp") == 0) {
-        kv_add(l, key, cli_time(sub, ts));
+        kv_add(l, key, cli_time((const Google__Protobuf__Timestamp *)sub, ts));
     } else if (strcmp(sd->name, "google.protobuf.FieldMask") == 0) {
         const Google__Protobuf__FieldMask *fm = (const Google__Protobuf__FieldMask *)sub;
         char *acc = NULL;
@@ -530,8 +539,7 @@ int cli_print_describe(const ProtobufCMessage *m)
             width = text_width(cells[i]);
     for (size_t i = 2; i < l.t->ncells; i += 2)
         printf("%s:%*s%s\n", cells[i], (int)(width - text_width(cells[i]) + 2), "", cells[i + 1]);
-    if (fflush(stdout) != 0 || ferror(stdout))
-        rc = cli_failure("cannot write the output");
+    rc = cli_flush();
 out:
     table_free(l.t);
     return rc;

@@ -9,11 +9,6 @@
 #define NAME_MAX_LEN 256
 #define CONNINFO_MAX_LEN 4096
 
-static int print_server(cli_ctx *ctx, const Saasodoo__V1__DatabaseServer *s)
-{
-    return ctx->output == OUT_JSON ? cli_print_json(&s->base, false) : cli_print_describe(&s->base);
-}
-
 /* "host:port", with IPv6 addresses in brackets. */
 static void host_port(const Saasodoo__V1__DatabaseServer *s, char *buf, size_t size)
 {
@@ -56,16 +51,7 @@ static int servers_list(cli_ctx *ctx, const cli_args *a)
     };
     Saasodoo__V1__ListDatabaseServersRequest req =
         SAASODOO__V1__LIST_DATABASE_SERVERS_REQUEST__INIT;
-    const char *filter = args_value(a, "filter");
-    int32_t page_size = 0;
-    int rc;
-
-    if ((rc = args_int(a, "page-size", 0, 100000, &page_size)) != 0)
-        return rc;
-    req.page_size = page_size;
-    if (filter != NULL)
-        req.filter = (char *)filter;
-    return cli_list(ctx, a, &spec, &req.base, &req.page_token);
+    return cli_list(ctx, a, &spec, &req.base);
 }
 
 /* The --admin-conninfo value; "-" reads one line from standard input instead, so that a
@@ -97,12 +83,10 @@ static int servers_create(cli_ctx *ctx, const cli_args *a)
     Saasodoo__V1__CreateDatabaseServerRequest req =
         SAASODOO__V1__CREATE_DATABASE_SERVER_REQUEST__INIT;
     Saasodoo__V1__DatabaseServer srv = SAASODOO__V1__DATABASE_SERVER__INIT;
-    Saasodoo__V1__DatabaseServer *out = NULL;
     static char conninfo_buf[CONNINFO_MAX_LEN];
     char name[NAME_MAX_LEN];
     const char *v, *conninfo = NULL;
     int32_t port = 0, capacity = 0;
-    sdo_status st = {0};
     int rc;
 
     if ((rc = cli_resource_name("databaseServers", a->pos[0], name, sizeof(name))) != 0)
@@ -126,21 +110,10 @@ static int servers_create(cli_ctx *ctx, const cli_args *a)
     if ((rc = args_int(a, "capacity", 1, INT32_MAX, &capacity)) != 0)
         return rc;
     srv.capacity = capacity;
-    if ((v = args_value(a, "display-name")) != NULL)
-        srv.display_name = (char *)v;
+    args_string(a, "display-name", &srv.display_name);
     req.database_server = &srv;
-
-    if (cli_client(ctx) == NULL)
-        return ctx->client_rc;
-    rc = sdo_admin_service_create_database_server(ctx->client, &req, &out, &st);
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
-        return rc;
-    }
-    rc = print_server(ctx, out);
-    protobuf_c_message_free_unpacked(&out->base, NULL);
-    return rc;
+    return cli_call_show(ctx, SDO_METHOD_ADMIN_SERVICE_CREATE_DATABASE_SERVER, &req.base,
+                         &saasodoo__v1__database_server__descriptor);
 }
 
 /* Sends UpdateDatabaseServer for `srv` with the mask `paths` and prints the result. */
@@ -150,25 +123,13 @@ static int update_server(cli_ctx *ctx, Saasodoo__V1__DatabaseServer *srv, char *
     Saasodoo__V1__UpdateDatabaseServerRequest req =
         SAASODOO__V1__UPDATE_DATABASE_SERVER_REQUEST__INIT;
     Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
-    Saasodoo__V1__DatabaseServer *out = NULL;
-    sdo_status st = {0};
-    int rc;
 
     mask.paths = paths;
     mask.n_paths = npaths;
     req.database_server = srv;
     req.update_mask = &mask;
-    if (cli_client(ctx) == NULL)
-        return ctx->client_rc;
-    rc = sdo_admin_service_update_database_server(ctx->client, &req, &out, &st);
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
-        return rc;
-    }
-    rc = print_server(ctx, out);
-    protobuf_c_message_free_unpacked(&out->base, NULL);
-    return rc;
+    return cli_call_show(ctx, SDO_METHOD_ADMIN_SERVICE_UPDATE_DATABASE_SERVER, &req.base,
+                         &saasodoo__v1__database_server__descriptor);
 }
 
 static int servers_update(cli_ctx *ctx, const cli_args *a)
@@ -204,8 +165,7 @@ static int servers_update(cli_ctx *ctx, const cli_args *a)
     if (npaths == 0)
         return cli_usage_error("nothing to update: give --capacity, --accepting or "
                                "--display-name");
-    if ((v = args_value(a, "etag")) != NULL)
-        srv.etag = (char *)v;
+    args_string(a, "etag", &srv.etag);
     return update_server(ctx, &srv, paths, npaths);
 }
 
@@ -227,39 +187,31 @@ static int servers_delete(cli_ctx *ctx, const cli_args *a)
 {
     Saasodoo__V1__DeleteDatabaseServerRequest req =
         SAASODOO__V1__DELETE_DATABASE_SERVER_REQUEST__INIT;
-    Google__Protobuf__Empty *out = NULL;
+    ProtobufCMessage *out = NULL;
     char name[NAME_MAX_LEN];
-    sdo_status st = {0};
     int rc;
 
     if ((rc = cli_resource_name("databaseServers", a->pos[0], name, sizeof(name))) != 0)
         return rc;
     req.name = name;
-    if (cli_client(ctx) == NULL)
-        return ctx->client_rc;
-    rc = sdo_admin_service_delete_database_server(ctx->client, &req, &out, &st);
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
+    rc = cli_call(ctx, SDO_METHOD_ADMIN_SERVICE_DELETE_DATABASE_SERVER, &req.base,
+                  &google__protobuf__empty__descriptor, &out);
+    if (rc != CLI_EXIT_OK)
         return rc;
-    }
     if (ctx->output == OUT_JSON) {
-        rc = cli_print_json(&out->base, false);
+        rc = cli_print_json(out, false);
     } else {
         printf("deleted %s\n", name);
-        rc = fflush(stdout) == 0 && !ferror(stdout) ? CLI_EXIT_OK
-                                                    : cli_failure("cannot write the output");
+        rc = cli_flush();
     }
-    protobuf_c_message_free_unpacked(&out->base, NULL);
+    protobuf_c_message_free_unpacked(out, NULL);
     return rc;
 }
 
 static const cli_opt list_opts[] = {
     {"filter", 0, "EXPR", false, "e.g. 'kind = SHARED AND accepting_tenants = true'"},
-    {"page-size", 0, "N", false, "servers per page (server default when 0)"},
-    {"page-token", 0, "TOKEN", false, "continue from a previous page"},
-    {"all", 0, NULL, false, "fetch every page"},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPTS_PAGING("servers"),
+    CLI_OPTS_END,
 };
 
 static const cli_opt create_opts[] = {
@@ -269,7 +221,7 @@ static const cli_opt create_opts[] = {
      "libpq conninfo of a role with CREATEDB and CREATEROLE (required); - reads it from stdin"},
     {"capacity", 0, "N", false, "most tenants it may hold (default 100)"},
     {"display-name", 0, "NAME", false, "name shown to people"},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPTS_END,
 };
 
 static const cli_opt update_opts[] = {
@@ -277,10 +229,8 @@ static const cli_opt update_opts[] = {
     {"accepting", 0, "true|false", false, "whether new tenants may be placed on it"},
     {"display-name", 0, "NAME", false, "new display name"},
     {"etag", 0, "ETAG", false, "only update if the server still has this etag"},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPTS_END,
 };
-
-static const cli_opt no_opts[] = {{NULL, 0, NULL, false, NULL}};
 
 const cli_cmd cli_server_cmds[] = {
     {"servers", "list", "[options]",
@@ -293,9 +243,9 @@ const cli_cmd cli_server_cmds[] = {
      "Change a server's capacity, accepting flag or display name (the mask follows the options).",
      update_opts, 1, 1, servers_update},
     {"servers", "drain", "ID",
-     "Stop placing new tenants on a server (update --accepting false); its tenants stay.", no_opts,
-     1, 1, servers_drain},
-    {"servers", "delete", "ID", "Remove a server that holds no tenants.", no_opts, 1, 1,
+     "Stop placing new tenants on a server (update --accepting false); its tenants stay.",
+     cli_no_opts, 1, 1, servers_drain},
+    {"servers", "delete", "ID", "Remove a server that holds no tenants.", cli_no_opts, 1, 1,
      servers_delete},
-    {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
+    CLI_CMDS_END,
 };

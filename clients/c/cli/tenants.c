@@ -47,8 +47,6 @@ static int tenants_create(cli_ctx *ctx, const cli_args *a)
     Saasodoo__V1__Tenant__LabelsEntry entries[MAX_LABELS], *ptrs[MAX_LABELS];
     static char keys[MAX_LABELS][NAME_MAX_LEN];
     char name[NAME_MAX_LEN], plan[NAME_MAX_LEN], owner[NAME_MAX_LEN];
-    Saasodoo__V1__Operation *op = NULL;
-    sdo_status st = {0};
     const char *v;
     size_t nlabels = 0;
     int rc;
@@ -66,71 +64,42 @@ static int tenants_create(cli_ctx *ctx, const cli_args *a)
             return rc;
         tenant.owner = owner;
     }
-    if ((v = args_value(a, "display-name")) != NULL)
-        tenant.display_name = (char *)v;
-    if ((v = args_value(a, "odoo-version")) != NULL)
-        tenant.odoo_version = (char *)v;
+    args_string(a, "display-name", &tenant.display_name);
+    args_string(a, "odoo-version", &tenant.odoo_version);
     if ((rc = parse_labels(a, entries, ptrs, keys, &nlabels)) != 0)
         return rc;
     tenant.n_labels = nlabels;
     tenant.labels = ptrs;
     req.tenant = &tenant;
-    if ((v = args_value(a, "request-id")) != NULL)
-        req.request_id = (char *)v;
-
-    if (cli_client(ctx) == NULL)
-        return ctx->client_rc;
-    rc = sdo_tenant_service_create_tenant(ctx->client, &req, &op, &st);
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
-        return rc;
-    }
-    rc = cli_print_operation(ctx, a, op);
-    protobuf_c_message_free_unpacked(&op->base, NULL);
-    return rc;
+    args_string(a, "request-id", &req.request_id);
+    return cli_call_operation(ctx, a, SDO_METHOD_TENANT_SERVICE_CREATE_TENANT, &req.base);
 }
 
 static int tenants_get(cli_ctx *ctx, const cli_args *a)
 {
     Saasodoo__V1__GetTenantRequest req = SAASODOO__V1__GET_TENANT_REQUEST__INIT;
-    Saasodoo__V1__Tenant *t = NULL;
     char name[NAME_MAX_LEN];
-    sdo_status st = {0};
     int rc;
 
     if ((rc = cli_resource_name("tenants", a->pos[0], name, sizeof(name))) != 0)
         return rc;
     req.name = name;
-    if (cli_client(ctx) == NULL)
-        return ctx->client_rc;
-    rc = sdo_tenant_service_get_tenant(ctx->client, &req, &t, &st);
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
-        return rc;
-    }
-    rc = ctx->output == OUT_JSON ? cli_print_json(&t->base, false) : cli_print_describe(&t->base);
-    protobuf_c_message_free_unpacked(&t->base, NULL);
-    return rc;
+    return cli_call_show(ctx, SDO_METHOD_TENANT_SERVICE_GET_TENANT, &req.base,
+                         &saasodoo__v1__tenant__descriptor);
 }
 
-static int add_tenant_row(cli_table *tbl, const Saasodoo__V1__Tenant *t)
+static int add_tenant_row(cli_table *tbl, const ProtobufCMessage *m)
 {
+    const Saasodoo__V1__Tenant *t = (const Saasodoo__V1__Tenant *)m;
     char ebuf[16], tbuf[SDO_TIMESTAMP_BUFSIZE];
     const char *cells[5] = {
         t->name,
         cli_enum_name(&saasodoo__v1__tenant__state__descriptor, (int)t->state, ebuf),
         t->plan,
         t->owner,
-        t->create_time ? cli_time(&t->create_time->base, tbuf) : "-",
+        cli_time(t->create_time, tbuf),
     };
     return table_add(tbl, cells);
-}
-
-static int add_tenant_row_msg(cli_table *tbl, const ProtobufCMessage *m)
-{
-    return add_tenant_row(tbl, (const Saasodoo__V1__Tenant *)m);
 }
 
 static int tenants_list(cli_ctx *ctx, const cli_args *a)
@@ -143,20 +112,12 @@ static int tenants_list(cli_ctx *ctx, const cli_args *a)
         .noun = "tenants",
         .ncols = 5,
         .headers = headers,
-        .add_row = add_tenant_row_msg,
+        .add_row = add_tenant_row,
     };
     Saasodoo__V1__ListTenantsRequest req = SAASODOO__V1__LIST_TENANTS_REQUEST__INIT;
-    const char *filter = args_value(a, "filter");
-    int32_t page_size = 0;
-    int rc;
 
-    if ((rc = args_int(a, "page-size", 0, 100000, &page_size)) != 0)
-        return rc;
-    req.page_size = page_size;
-    if (filter != NULL)
-        req.filter = (char *)filter;
     req.show_deleted = args_flag(a, "show-deleted");
-    return cli_list(ctx, a, &spec, &req.base, &req.page_token);
+    return cli_list(ctx, a, &spec, &req.base);
 }
 
 static int tenants_update(cli_ctx *ctx, const cli_args *a)
@@ -168,8 +129,6 @@ static int tenants_update(cli_ctx *ctx, const cli_args *a)
     static char keys[MAX_LABELS][NAME_MAX_LEN];
     char *paths[2];
     char name[NAME_MAX_LEN];
-    Saasodoo__V1__Tenant *t = NULL;
-    sdo_status st = {0};
     const char *v;
     size_t nlabels = 0;
     int rc;
@@ -193,29 +152,14 @@ static int tenants_update(cli_ctx *ctx, const cli_args *a)
     if (mask.n_paths == 0)
         return cli_usage_error("nothing to update: give --display-name, --label or "
                                "--clear-labels");
-    if ((v = args_value(a, "etag")) != NULL)
-        tenant.etag = (char *)v;
+    args_string(a, "etag", &tenant.etag);
     mask.paths = paths;
     req.tenant = &tenant;
     req.update_mask = &mask;
-    if ((v = args_value(a, "request-id")) != NULL)
-        req.request_id = (char *)v;
-
-    if (cli_client(ctx) == NULL)
-        return ctx->client_rc;
-    rc = sdo_tenant_service_update_tenant(ctx->client, &req, &t, &st);
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
-        return rc;
-    }
-    rc = ctx->output == OUT_JSON ? cli_print_json(&t->base, false) : cli_print_describe(&t->base);
-    protobuf_c_message_free_unpacked(&t->base, NULL);
-    return rc;
+    args_string(a, "request-id", &req.request_id);
+    return cli_call_show(ctx, SDO_METHOD_TENANT_SERVICE_UPDATE_TENANT, &req.base,
+                         &saasodoo__v1__tenant__descriptor);
 }
-
-static const char request_id_help[] = "client-chosen id that makes retries safe";
-static const char wait_help[] = "follow the operation until it ends (like 'operations watch')";
 
 /* Its --server names the target database server and shadows the global --server after the
  * command, so it is looked up by entry (MIGRATE_OPT_SERVER), never by name. */
@@ -223,19 +167,17 @@ static const cli_opt migrate_opts[] = {
     {"to", 0, "STRATEGY", false, "shared or dedicated (required)"},
     {"server", 0, "SERVER_ID", false,
      "target database server, ID or databaseServers/ID (--to shared only)"},
-    {"request-id", 0, "ID", false, request_id_help},
-    {"wait", 0, NULL, false, wait_help},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPT_REQUEST_ID,
+    CLI_OPT_WAIT,
+    CLI_OPTS_END,
 };
 #define MIGRATE_OPT_SERVER (&migrate_opts[1])
 
 static int tenants_migrate(cli_ctx *ctx, const cli_args *a)
 {
     Saasodoo__V1__MigrateTenantRequest req = SAASODOO__V1__MIGRATE_TENANT_REQUEST__INIT;
-    Saasodoo__V1__Operation *op = NULL;
     char name[NAME_MAX_LEN], server[NAME_MAX_LEN];
     const char *to = args_value(a, "to"), *v;
-    sdo_status st = {0};
     int rc;
 
     if ((rc = cli_resource_name("tenants", a->pos[0], name, sizeof(name))) != 0)
@@ -257,20 +199,8 @@ static int tenants_migrate(cli_ctx *ctx, const cli_args *a)
             return rc;
         req.target_database_server = server;
     }
-    if ((v = args_value(a, "request-id")) != NULL)
-        req.request_id = (char *)v;
-
-    if (cli_client(ctx) == NULL)
-        return ctx->client_rc;
-    rc = sdo_tenant_service_migrate_tenant(ctx->client, &req, &op, &st);
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
-        return rc;
-    }
-    rc = cli_print_operation(ctx, a, op);
-    protobuf_c_message_free_unpacked(&op->base, NULL);
-    return rc;
+    args_string(a, "request-id", &req.request_id);
+    return cli_call_operation(ctx, a, SDO_METHOD_TENANT_SERVICE_MIGRATE_TENANT, &req.base);
 }
 
 /* delete, suspend and resume: a name in, an Operation out. */
@@ -279,43 +209,27 @@ static int tenants_lifecycle(cli_ctx *ctx, const cli_args *a, int which)
     Saasodoo__V1__DeleteTenantRequest del = SAASODOO__V1__DELETE_TENANT_REQUEST__INIT;
     Saasodoo__V1__SuspendTenantRequest sus = SAASODOO__V1__SUSPEND_TENANT_REQUEST__INIT;
     Saasodoo__V1__ResumeTenantRequest res = SAASODOO__V1__RESUME_TENANT_REQUEST__INIT;
-    Saasodoo__V1__Operation *op = NULL;
     char name[NAME_MAX_LEN];
-    char *request_id = (char *)(args_value(a, "request-id") ? args_value(a, "request-id") : "");
-    sdo_status st = {0};
     int rc;
 
     if ((rc = cli_resource_name("tenants", a->pos[0], name, sizeof(name))) != 0)
         return rc;
-    if (cli_client(ctx) == NULL)
-        return ctx->client_rc;
     switch (which) {
     case 0:
         del.name = name;
-        del.etag = (char *)(args_value(a, "etag") ? args_value(a, "etag") : "");
-        del.request_id = request_id;
-        rc = sdo_tenant_service_delete_tenant(ctx->client, &del, &op, &st);
-        break;
+        args_string(a, "etag", &del.etag);
+        args_string(a, "request-id", &del.request_id);
+        return cli_call_operation(ctx, a, SDO_METHOD_TENANT_SERVICE_DELETE_TENANT, &del.base);
     case 1:
         sus.name = name;
-        sus.reason = (char *)(args_value(a, "reason") ? args_value(a, "reason") : "");
-        sus.request_id = request_id;
-        rc = sdo_tenant_service_suspend_tenant(ctx->client, &sus, &op, &st);
-        break;
+        args_string(a, "reason", &sus.reason);
+        args_string(a, "request-id", &sus.request_id);
+        return cli_call_operation(ctx, a, SDO_METHOD_TENANT_SERVICE_SUSPEND_TENANT, &sus.base);
     default:
         res.name = name;
-        res.request_id = request_id;
-        rc = sdo_tenant_service_resume_tenant(ctx->client, &res, &op, &st);
-        break;
+        args_string(a, "request-id", &res.request_id);
+        return cli_call_operation(ctx, a, SDO_METHOD_TENANT_SERVICE_RESUME_TENANT, &res.base);
     }
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
-        return rc;
-    }
-    rc = cli_print_operation(ctx, a, op);
-    protobuf_c_message_free_unpacked(&op->base, NULL);
-    return rc;
 }
 
 static int tenants_delete(cli_ctx *ctx, const cli_args *a)
@@ -339,18 +253,16 @@ static const cli_opt create_opts[] = {
     {"owner", 0, "USER", false, "owner, as users/NAME (default: the caller)"},
     {"odoo-version", 0, "VERSION", false, "Odoo major version, e.g. 17.0"},
     {"label", 0, "KEY=VALUE", true, "label to set; repeat for more"},
-    {"request-id", 0, "ID", false, request_id_help},
-    {"wait", 0, NULL, false, wait_help},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPT_REQUEST_ID,
+    CLI_OPT_WAIT,
+    CLI_OPTS_END,
 };
 
 static const cli_opt list_opts[] = {
     {"filter", 0, "EXPR", false, "e.g. 'state = ACTIVE AND plan = \"plans/basic\"'"},
-    {"page-size", 0, "N", false, "tenants per page (server default when 0)"},
-    {"page-token", 0, "TOKEN", false, "continue from a previous page"},
-    {"all", 0, NULL, false, "fetch every page"},
+    CLI_OPTS_PAGING("tenants"),
     {"show-deleted", 0, NULL, false, "include DELETED tenants"},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPTS_END,
 };
 
 static const cli_opt update_opts[] = {
@@ -358,37 +270,35 @@ static const cli_opt update_opts[] = {
     {"label", 0, "KEY=VALUE", true, "replaces all labels with the ones given; repeat"},
     {"clear-labels", 0, NULL, false, "remove every label"},
     {"etag", 0, "ETAG", false, "only update if the tenant still has this etag"},
-    {"request-id", 0, "ID", false, request_id_help},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPT_REQUEST_ID,
+    CLI_OPTS_END,
 };
 
 static const cli_opt delete_opts[] = {
     {"etag", 0, "ETAG", false, "only delete if the tenant still has this etag"},
-    {"request-id", 0, "ID", false, request_id_help},
-    {"wait", 0, NULL, false, wait_help},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPT_REQUEST_ID,
+    CLI_OPT_WAIT,
+    CLI_OPTS_END,
 };
 
 static const cli_opt suspend_opts[] = {
     {"reason", 0, "TEXT", false, "why the tenant is suspended"},
-    {"request-id", 0, "ID", false, request_id_help},
-    {"wait", 0, NULL, false, wait_help},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPT_REQUEST_ID,
+    CLI_OPT_WAIT,
+    CLI_OPTS_END,
 };
 
 static const cli_opt resume_opts[] = {
-    {"request-id", 0, "ID", false, request_id_help},
-    {"wait", 0, NULL, false, wait_help},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPT_REQUEST_ID,
+    CLI_OPT_WAIT,
+    CLI_OPTS_END,
 };
-
-static const cli_opt no_opts[] = {{NULL, 0, NULL, false, NULL}};
 
 const cli_cmd cli_tenant_cmds[] = {
     {"tenants", "create", "ID --plan PLAN [options]",
      "Create a tenant; prints the operation that provisions it.", create_opts, 1, 1,
      tenants_create},
-    {"tenants", "get", "ID", "Show one tenant (ID or tenants/ID).", no_opts, 1, 1, tenants_get},
+    {"tenants", "get", "ID", "Show one tenant (ID or tenants/ID).", cli_no_opts, 1, 1, tenants_get},
     {"tenants", "list", "[options]", "List tenants.", list_opts, 0, 0, tenants_list},
     {"tenants", "update", "ID [options]",
      "Change a tenant's display name or labels; the update mask follows the options given.",
@@ -402,5 +312,5 @@ const cli_cmd cli_tenant_cmds[] = {
     {"tenants", "migrate", "ID --to shared|dedicated [options]",
      "Move a tenant's database (shared, dedicated, another server); prints the operation.",
      migrate_opts, 1, 1, tenants_migrate},
-    {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
+    CLI_CMDS_END,
 };

@@ -19,8 +19,8 @@ static int add_user_row(cli_table *tbl, const ProtobufCMessage *m)
             ? "-"
             : cli_enum_name(&saasodoo__v1__user__role__descriptor, (int)u->role, rbuf),
         u->disabled ? "yes" : "no",
-        u->create_time ? cli_time(&u->create_time->base, created) : "-",
-        u->last_sign_in_time ? cli_time(&u->last_sign_in_time->base, seen) : "-",
+        cli_time(u->create_time, created),
+        cli_time(u->last_sign_in_time, seen),
     };
     return table_add(tbl, cells);
 }
@@ -39,16 +39,7 @@ static int users_list(cli_ctx *ctx, const cli_args *a)
         .add_row = add_user_row,
     };
     Saasodoo__V1__ListUsersRequest req = SAASODOO__V1__LIST_USERS_REQUEST__INIT;
-    const char *filter = args_value(a, "filter");
-    int32_t page_size = 0;
-    int rc;
-
-    if ((rc = args_int(a, "page-size", 0, 100000, &page_size)) != 0)
-        return rc;
-    req.page_size = page_size;
-    if (filter != NULL)
-        req.filter = (char *)filter;
-    return cli_list(ctx, a, &spec, &req.base, &req.page_token);
+    return cli_list(ctx, a, &spec, &req.base);
 }
 
 static int users_update(cli_ctx *ctx, const cli_args *a)
@@ -56,10 +47,8 @@ static int users_update(cli_ctx *ctx, const cli_args *a)
     Saasodoo__V1__UpdateUserRequest req = SAASODOO__V1__UPDATE_USER_REQUEST__INIT;
     Saasodoo__V1__User user = SAASODOO__V1__USER__INIT;
     Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
-    Saasodoo__V1__User *out = NULL;
     char name[NAME_MAX_LEN];
     char *paths[3];
-    sdo_status st = {0};
     const char *v;
     int rc;
 
@@ -88,26 +77,13 @@ static int users_update(cli_ctx *ctx, const cli_args *a)
     if (mask.n_paths == 0)
         return cli_usage_error("nothing to update: give --role, --disable, --enable or "
                                "--display-name");
-    if ((v = args_value(a, "etag")) != NULL)
-        user.etag = (char *)v;
-    if ((v = args_value(a, "request-id")) != NULL)
-        req.request_id = (char *)v;
+    args_string(a, "etag", &user.etag);
+    args_string(a, "request-id", &req.request_id);
     mask.paths = paths;
     req.user = &user;
     req.update_mask = &mask;
-
-    if (cli_client(ctx) == NULL)
-        return ctx->client_rc;
-    rc = sdo_admin_service_update_user(ctx->client, &req, &out, &st);
-    if (rc < 0) {
-        rc = cli_rpc_error(rc, &st);
-        sdo_status_clear(&st);
-        return rc;
-    }
-    rc = ctx->output == OUT_JSON ? cli_print_json(&out->base, false)
-                                 : cli_print_describe(&out->base);
-    protobuf_c_message_free_unpacked(&out->base, NULL);
-    return rc;
+    return cli_call_show(ctx, SDO_METHOD_ADMIN_SERVICE_UPDATE_USER, &req.base,
+                         &saasodoo__v1__user__descriptor);
 }
 
 static int add_audit_row(cli_table *tbl, const ProtobufCMessage *m)
@@ -115,7 +91,7 @@ static int add_audit_row(cli_table *tbl, const ProtobufCMessage *m)
     const Saasodoo__V1__AuditEvent *e = (const Saasodoo__V1__AuditEvent *)m;
     char when[SDO_TIMESTAMP_BUFSIZE];
     const char *cells[6] = {
-        e->create_time ? cli_time(&e->create_time->base, when) : "-",
+        cli_time(e->create_time, when),
         e->principal,
         e->method,
         e->target,
@@ -139,24 +115,13 @@ static int audit_list(cli_ctx *ctx, const cli_args *a)
         .add_row = add_audit_row,
     };
     Saasodoo__V1__ListAuditEventsRequest req = SAASODOO__V1__LIST_AUDIT_EVENTS_REQUEST__INIT;
-    const char *filter = args_value(a, "filter");
-    int32_t page_size = 0;
-    int rc;
-
-    if ((rc = args_int(a, "page-size", 0, 100000, &page_size)) != 0)
-        return rc;
-    req.page_size = page_size;
-    if (filter != NULL)
-        req.filter = (char *)filter;
-    return cli_list(ctx, a, &spec, &req.base, &req.page_token);
+    return cli_list(ctx, a, &spec, &req.base);
 }
 
 static const cli_opt users_list_opts[] = {
     {"filter", 0, "EXPR", false, "e.g. 'role = ADMIN AND disabled = false'"},
-    {"page-size", 0, "N", false, "users per page (server default when 0)"},
-    {"page-token", 0, "TOKEN", false, "continue from a previous page"},
-    {"all", 0, NULL, false, "fetch every page"},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPTS_PAGING("users"),
+    CLI_OPTS_END,
 };
 
 static const cli_opt users_update_opts[] = {
@@ -165,17 +130,15 @@ static const cli_opt users_update_opts[] = {
     {"enable", 0, NULL, false, "undo --disable"},
     {"display-name", 0, "NAME", false, "new display name"},
     {"etag", 0, "ETAG", false, "only update if the user still has this etag"},
-    {"request-id", 0, "ID", false, "client-chosen id that makes retries safe"},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPT_REQUEST_ID,
+    CLI_OPTS_END,
 };
 
 static const cli_opt audit_list_opts[] = {
     {"filter", 0, "EXPR", false,
      "e.g. 'principal = \"users/alice\" AND target = \"tenants/acme\"'"},
-    {"page-size", 0, "N", false, "events per page (server default when 0)"},
-    {"page-token", 0, "TOKEN", false, "continue from a previous page"},
-    {"all", 0, NULL, false, "fetch every page"},
-    {NULL, 0, NULL, false, NULL},
+    CLI_OPTS_PAGING("events"),
+    CLI_OPTS_END,
 };
 
 const cli_cmd cli_user_cmds[] = {
@@ -185,7 +148,7 @@ const cli_cmd cli_user_cmds[] = {
      "Change a user's role, disable or enable them, or rename them (admin); USER is ID or "
      "users/ID.",
      users_update_opts, 1, 1, users_update},
-    {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
+    CLI_CMDS_END,
 };
 
 const cli_cmd cli_audit_cmds[] = {
@@ -193,5 +156,5 @@ const cli_cmd cli_audit_cmds[] = {
      "List audit events, newest first: who called which method on what, and the result "
      "(admin).",
      audit_list_opts, 0, 0, audit_list},
-    {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
+    CLI_CMDS_END,
 };
