@@ -98,8 +98,8 @@ static const cfg_key cfg_keys[] = {
      "900", NULL},
     {"identity", "refresh_token_seconds", CFG_INT, OFF(identity_refresh_token_seconds), 60,
      31536000, "2592000", NULL},
-    {"identity", "clock_leeway_seconds", CFG_INT, OFF(identity_clock_leeway_seconds), 0, 3600,
-     "30", NULL},
+    {"identity", "clock_leeway_seconds", CFG_INT, OFF(identity_clock_leeway_seconds), 0, 3600, "30",
+     NULL},
     {"identity", "bootstrap_admin_email", CFG_STRING_EMPTY, OFF(identity_bootstrap_admin_email), 0,
      0, "", NULL},
     {"identity", "bootstrap_admin_password_file", CFG_STRING_EMPTY,
@@ -118,8 +118,7 @@ static const cfg_key cfg_keys[] = {
     {"ratelimit", "principal_burst", CFG_INT, OFF(ratelimit_principal_burst), 1, 1000000, "400",
      NULL},
     {"ratelimit", "address_rate", CFG_INT, OFF(ratelimit_address_rate), 1, 1000000, "1000", NULL},
-    {"ratelimit", "address_burst", CFG_INT, OFF(ratelimit_address_burst), 1, 1000000, "2000",
-     NULL},
+    {"ratelimit", "address_burst", CFG_INT, OFF(ratelimit_address_burst), 1, 1000000, "2000", NULL},
     {"ratelimit", "sign_in_failures", CFG_INT, OFF(ratelimit_sign_in_failures), 1, 1000000, "5",
      NULL},
     {"ratelimit", "sign_in_window_seconds", CFG_INT, OFF(ratelimit_sign_in_window_seconds), 1,
@@ -131,8 +130,8 @@ static const cfg_key cfg_keys[] = {
     {"backup", "drill_schedule", CFG_STRING, OFF(backup_drill_schedule), 0, 0, "daily",
      "daily|weekly|disabled"},
     {"backup", "parallel_jobs", CFG_INT, OFF(backup_parallel_jobs), 1, 64, "2", NULL},
-    {"backup", "directory_format_mb", CFG_INT, OFF(backup_directory_format_mb), 1, 10000000,
-     "1024", NULL},
+    {"backup", "directory_format_mb", CFG_INT, OFF(backup_directory_format_mb), 1, 10000000, "1024",
+     NULL},
     {"backup", "s3_endpoint", CFG_STRING_EMPTY, OFF(backup_s3_endpoint), 0, 0, "", NULL},
     {"backup", "s3_region", CFG_STRING, OFF(backup_s3_region), 0, 0, "us-east-1", NULL},
     {"backup", "s3_bucket", CFG_STRING_EMPTY, OFF(backup_s3_bucket), 0, 0, "", NULL},
@@ -380,8 +379,9 @@ static int cfg_finish(sdo_config *cfg, char *err, size_t errsz)
         return -1;
     }
     if (!cfg->security_tls_cert_file[0] != !cfg->security_tls_key_file[0]) {
-        errf(err, errsz, "security.tls_cert_file and security.tls_key_file go together: set "
-                         "both to serve TLS, or neither");
+        errf(err, errsz,
+             "security.tls_cert_file and security.tls_key_file go together: set "
+             "both to serve TLS, or neither");
         return -1;
     }
     if (strcmp(cfg->identity_mode, "supabase") == 0 && !cfg->identity_supabase_url[0]) {
@@ -389,8 +389,9 @@ static int cfg_finish(sdo_config *cfg, char *err, size_t errsz)
         return -1;
     }
     if (cfg->identity_bootstrap_admin_email[0] && !cfg->identity_bootstrap_admin_password_file[0]) {
-        errf(err, errsz, "identity.bootstrap_admin_email needs "
-                         "identity.bootstrap_admin_password_file");
+        errf(err, errsz,
+             "identity.bootstrap_admin_email needs "
+             "identity.bootstrap_admin_password_file");
         return -1;
     }
     if (strcmp(cfg->backup_storage, "s3") == 0 && !cfg->backup_s3_bucket[0]) {
@@ -509,8 +510,9 @@ void config_print(const sdo_config *cfg)
             printf("%s.%s = %d\n", k->section, k->key, *(const int *)slot);
         } else {
             const char *v = *(char *const *)slot;
-            if (v[0] && (strcmp(k->key, "secret_key") == 0 || strstr(k->key, "_secret") ||
-                         strstr(k->key, "secret_key") || strcmp(k->key, "supabase_anon_key") == 0)) {
+            if (v[0] &&
+                (strcmp(k->key, "secret_key") == 0 || strstr(k->key, "_secret") ||
+                 strstr(k->key, "secret_key") || strcmp(k->key, "supabase_anon_key") == 0)) {
                 v = "***";
             } else if (strcmp(k->key, "url") == 0 || strcmp(k->key, "shared_admin_url") == 0) {
                 mask_secret(v, masked, sizeof masked);

@@ -50,47 +50,47 @@ typedef struct sdo_config {
     int ops_max_attempts;
     int ops_retry_base_ms;
 
-    char *security_secret_key; /* 64 hex digits; "" = read or create data_dir/secret.key */
+    char *security_secret_key;    /* 64 hex digits; "" = read or create data_dir/secret.key */
     char *security_tls_cert_file; /* PEM certificate chain; "" = plaintext */
     char *security_tls_key_file;  /* PEM private key; set together with tls_cert_file */
 
-    char *identity_mode;                /* "builtin" or "supabase" */
-    char *identity_signing_key_file;    /* "" = data_dir/jwt-signing.pem, created if absent */
-    char *identity_signing_algorithm;   /* "ES256" or "EdDSA" */
-    char *identity_issuer;              /* "iss" of the server's own tokens */
-    char *identity_audience;            /* "aud" of the server's own tokens */
-    int identity_access_token_seconds;  /* lifetime of an access token */
-    int identity_refresh_token_seconds; /* lifetime of a refresh token */
-    int identity_clock_leeway_seconds;  /* skew allowed on exp and nbf */
-    char *identity_bootstrap_admin_email;         /* "" = none */
-    char *identity_bootstrap_admin_password_file; /* file holding its password */
-    char *identity_supabase_url;        /* https://PROJECT.supabase.co */
-    char *identity_supabase_anon_key;   /* the project's anon (publishable) key */
-    char *identity_supabase_jwt_secret; /* legacy HS256 secret; "" = JWKS only */
-    char *identity_supabase_audience;   /* "authenticated" */
+    char *identity_mode;                  /* "builtin" or "supabase" */
+    char *identity_signing_key_file;      /* "" = data_dir/jwt-signing.pem, created if absent */
+    char *identity_signing_algorithm;     /* "ES256" or "EdDSA" */
+    char *identity_issuer;                /* "iss" of the server's own tokens */
+    char *identity_audience;              /* "aud" of the server's own tokens */
+    int identity_access_token_seconds;    /* lifetime of an access token */
+    int identity_refresh_token_seconds;   /* lifetime of a refresh token */
+    int identity_clock_leeway_seconds;    /* skew allowed on exp and nbf */
+    char *identity_bootstrap_admin_email; /* "" = none */
+    char *identity_bootstrap_admin_password_file;   /* file holding its password */
+    char *identity_supabase_url;                    /* https://PROJECT.supabase.co */
+    char *identity_supabase_anon_key;               /* the project's anon (publishable) key */
+    char *identity_supabase_jwt_secret;             /* legacy HS256 secret; "" = JWKS only */
+    char *identity_supabase_audience;               /* "authenticated" */
     int identity_supabase_jwks_min_refresh_seconds; /* refetch on an unknown kid at most so often */
 
-    int ratelimit_principal_rate;    /* requests per second per principal (bucket refill) */
-    int ratelimit_principal_burst;   /* bucket size */
-    int ratelimit_address_rate;      /* requests per second per client address */
+    int ratelimit_principal_rate;  /* requests per second per principal (bucket refill) */
+    int ratelimit_principal_burst; /* bucket size */
+    int ratelimit_address_rate;    /* requests per second per client address */
     int ratelimit_address_burst;
-    int ratelimit_sign_in_failures;  /* failed sign-ins allowed per account and per address */
+    int ratelimit_sign_in_failures;       /* failed sign-ins allowed per account and per address */
     int ratelimit_sign_in_window_seconds; /* ... within this window */
 
-    char *backup_storage;            /* "filesystem" or "s3" */
-    char *backup_dir;                /* "" = data_dir/backups */
+    char *backup_storage;                  /* "filesystem" or "s3" */
+    char *backup_dir;                      /* "" = data_dir/backups */
     int backup_scheduler_interval_seconds; /* how often the scheduler looks for due work */
-    char *backup_drill_schedule;     /* "daily", "weekly" or "disabled" */
-    int backup_parallel_jobs;        /* pg_dump -j for databases over backup_directory_format_mb */
+    char *backup_drill_schedule;           /* "daily", "weekly" or "disabled" */
+    int backup_parallel_jobs; /* pg_dump -j for databases over backup_directory_format_mb */
     int backup_directory_format_mb;
-    char *backup_s3_endpoint;        /* "" = https://s3.REGION.amazonaws.com */
+    char *backup_s3_endpoint; /* "" = https://s3.REGION.amazonaws.com */
     char *backup_s3_region;
     char *backup_s3_bucket;
     char *backup_s3_prefix;
     char *backup_s3_access_key;
     char *backup_s3_secret_key;
-    int backup_s3_part_size_mb;      /* multipart upload part size, 5 or more */
-    int backup_s3_path_style;        /* 1 = https://endpoint/bucket/key */
+    int backup_s3_part_size_mb; /* multipart upload part size, 5 or more */
+    int backup_s3_path_style;   /* 1 = https://endpoint/bucket/key */
 } sdo_config;
 
 /* Loads defaults, then the YAML file at path (skipped when path is NULL), then the

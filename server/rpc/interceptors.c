@@ -27,7 +27,8 @@ static int request_id_before(rpc_ctx *ctx)
     return 0;
 }
 
-const rpc_interceptor rpc_request_id_interceptor = {"request_id", request_id_before, NULL, NULL, NULL};
+const rpc_interceptor rpc_request_id_interceptor = {"request_id", request_id_before, NULL, NULL,
+                                                    NULL};
 
 static void access_log_after(rpc_ctx *ctx, int code, int64_t duration_us)
 {
@@ -38,4 +39,5 @@ static void access_log_after(rpc_ctx *ctx, int code, int64_t duration_us)
          ctx->principal[0] ? " principal=" : "", ctx->principal);
 }
 
-const rpc_interceptor rpc_access_log_interceptor = {"access_log", NULL, access_log_after, NULL, NULL};
+const rpc_interceptor rpc_access_log_interceptor = {"access_log", NULL, access_log_after, NULL,
+                                                    NULL};

@@ -471,21 +471,18 @@ int store_op_list(store *st, PGconn *c, const op_query *q, Saasodoo__V1__Operati
     char before[24], limit[16];
     snprintf(before, sizeof before, "%" PRId64, q->before_seq);
     snprintf(limit, sizeof limit, "%d", q->limit + 1);
-    const char *p[] = {q->target, q->kind,
-                       q->done < 0 ? NULL
-                       : q->done   ? "true"
-                                   : "false",
-                       before, limit, q->owner};
-    PGresult *r = store_exec(
-        st, c,
-        "SELECT " OP_COLS " FROM operations WHERE"
-        " ($1::text IS NULL OR target = $1) AND ($2::text IS NULL OR kind = $2)"
-        " AND ($3::boolean IS NULL OR done = $3)"
-        " AND ($4::bigint = 0 OR seq < $4)"
-        " AND ($6::text IS NULL OR target IN (SELECT 'tenants/' || id FROM tenants"
-        " WHERE owner = $6))"
-        " ORDER BY seq DESC LIMIT $5",
-        6, p, err, NULL);
+    const char *p[] = {q->target, q->kind, q->done < 0 ? NULL : q->done ? "true" : "false",
+                       before,    limit,   q->owner};
+    PGresult *r =
+        store_exec(st, c,
+                   "SELECT " OP_COLS " FROM operations WHERE"
+                   " ($1::text IS NULL OR target = $1) AND ($2::text IS NULL OR kind = $2)"
+                   " AND ($3::boolean IS NULL OR done = $3)"
+                   " AND ($4::bigint = 0 OR seq < $4)"
+                   " AND ($6::text IS NULL OR target IN (SELECT 'tenants/' || id FROM tenants"
+                   " WHERE owner = $6))"
+                   " ORDER BY seq DESC LIMIT $5",
+                   6, p, err, NULL);
     if (!r)
         return failed(err);
     int rows = PQntuples(r);
