@@ -81,9 +81,7 @@ typedef struct sdo_config {
     char *backup_dir;                      /* "" = data_dir/backups */
     int backup_scheduler_interval_seconds; /* how often the scheduler looks for due work */
     char *backup_drill_schedule;           /* "daily", "weekly" or "disabled" */
-    int backup_parallel_jobs; /* pg_dump -j for databases over backup_directory_format_mb */
-    int backup_directory_format_mb;
-    char *backup_s3_endpoint; /* "" = https://s3.REGION.amazonaws.com */
+    char *backup_s3_endpoint;              /* "" = https://s3.REGION.amazonaws.com */
     char *backup_s3_region;
     char *backup_s3_bucket;
     char *backup_s3_prefix;
