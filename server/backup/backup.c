@@ -374,39 +374,6 @@ static int failed(sdo_error *err)
     return -(int)(err->code ? err->code : SDO_INTERNAL);
 }
 
-/* A stored response for this request id: 1 replayed into *out, 0 none. */
-static int replay(store *st, PGconn *c, const request_key *rk, Saasodoo__V1__Operation **out,
-                  sdo_error *err)
-{
-    if (!rk || !rk->request_id || !rk->request_id[0])
-        return 0;
-    char method[160];
-    unsigned char hash[32];
-    unsigned char *resp = NULL;
-    size_t len = 0;
-    int found =
-        store_request_lookup(st, c, rk->request_id, method, sizeof method, hash, &resp, &len, err);
-    if (found <= 0)
-        return found;
-    int rc = 1;
-    if (strcmp(method, rk->method) != 0 || memcmp(hash, rk->hash, 32) != 0) {
-        sdo_fail_field(err, "request_id",
-                       "request_id '%s' was already used for a different request; use a new "
-                       "request_id for a new request",
-                       rk->request_id);
-        sdo_error_reason(err, "REQUEST_ID_REUSED");
-        rc = -SDO_INVALID_ARGUMENT;
-    } else {
-        *out = (Saasodoo__V1__Operation *)protobuf_c_message_unpack(
-            &saasodoo__v1__operation__descriptor, NULL, len, resp);
-        if (!*out)
-            rc = sdo_fail(err, SDO_INTERNAL, "the stored response of request_id '%s' is unreadable",
-                          rk->request_id);
-    }
-    free(resp);
-    return rc;
-}
-
 /* Saves the response in the caller's transaction; ABORTED when the id was taken meanwhile. */
 static int remember(store *st, PGconn *c, const request_key *rk, Saasodoo__V1__Operation *op,
                     sdo_error *err)
@@ -505,7 +472,8 @@ int backup_create(store *st, const sdo_config *cfg, const backup_request *in, co
     PGconn *c = store_acquire(st, err);
     if (!c)
         return failed(err);
-    int rc = replay(st, c, rk, out, err);
+    int rc = store_request_replay(st, c, rk, &saasodoo__v1__operation__descriptor,
+                                  (ProtobufCMessage **)out, err);
     if (rc != 0)
         goto out;
     if ((rc = store_begin(st, c, err)) < 0)
@@ -588,7 +556,8 @@ int backup_delete(store *st, const char *tenant, const char *id, const char *req
     PGconn *c = store_acquire(st, err);
     if (!c)
         return failed(err);
-    int rc = replay(st, c, rk, out, err);
+    int rc = store_request_replay(st, c, rk, &saasodoo__v1__operation__descriptor,
+                                  (ProtobufCMessage **)out, err);
     if (rc != 0)
         goto out;
     if ((rc = store_begin(st, c, err)) < 0)
@@ -637,7 +606,8 @@ int backup_restore(store *st, const sdo_config *cfg, const char *tenant, const c
     PGconn *c = store_acquire(st, err);
     if (!c)
         return failed(err);
-    int rc = replay(st, c, rk, out, err);
+    int rc = store_request_replay(st, c, rk, &saasodoo__v1__operation__descriptor,
+                                  (ProtobufCMessage **)out, err);
     if (rc != 0)
         goto out;
     if ((rc = store_begin(st, c, err)) < 0)

@@ -541,6 +541,40 @@ int store_op_running_on(store *st, PGconn *c, const char *target, Saasodoo__V1__
 
 /* ---- responses by request id --------------------------------------------------------- */
 
+int store_request_replay(store *st, PGconn *c, const request_key *rk,
+                         const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out,
+                         sdo_error *err)
+{
+    if (!rk || !rk->request_id || !rk->request_id[0])
+        return 0;
+    char method[160];
+    unsigned char hash[32];
+    unsigned char *resp = NULL;
+    size_t len = 0;
+    int found =
+        store_request_lookup(st, c, rk->request_id, method, sizeof method, hash, &resp, &len, err);
+    if (found <= 0)
+        return found;
+    int rc = 1;
+    if (strcmp(method, rk->method) != 0 || memcmp(hash, rk->hash, 32) != 0) {
+        sdo_fail_field(err, "request_id",
+                       "request_id '%s' was already used for a different request; use a new "
+                       "request_id for a new request",
+                       rk->request_id);
+        sdo_error_reason(err, "REQUEST_ID_REUSED");
+        rc = -SDO_INVALID_ARGUMENT;
+    } else {
+        *out = protobuf_c_message_unpack(desc, NULL, len, resp);
+        if (!*out)
+            rc = sdo_fail(err, SDO_INTERNAL,
+                          "the stored response of request_id '%s' is "
+                          "unreadable",
+                          rk->request_id);
+    }
+    free(resp);
+    return rc;
+}
+
 int store_request_lookup(store *st, PGconn *c, const char *request_id, char *method,
                          size_t methodsz, unsigned char hash[32], unsigned char **response,
                          size_t *response_len, sdo_error *err)

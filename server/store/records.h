@@ -119,6 +119,20 @@ int store_op_running_on(store *st, PGconn *c, const char *target, Saasodoo__V1__
 
 /* ---- responses by request id ---- */
 
+/* A client's request id and a digest of its request, for safe retries. */
+typedef struct request_key {
+    const char *request_id; /* "" or NULL: no idempotency */
+    const char *method;
+    unsigned char hash[32];
+} request_key;
+
+/* The stored response of rk's request id: 1 replayed into *out (a desc message), 0 none (or
+ * no request id), < 0 with err (INVALID_ARGUMENT, reason REQUEST_ID_REUSED, when the id
+ * was used for a different request). */
+int store_request_replay(store *st, PGconn *c, const request_key *rk,
+                         const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out,
+                         sdo_error *err);
+
 /* 1 when found (method, hash and response filled; response malloc'ed), 0 when not. */
 int store_request_lookup(store *st, PGconn *c, const char *request_id, char *method,
                          size_t methodsz, unsigned char hash[32], unsigned char **response,

@@ -14,41 +14,6 @@ static int failed(sdo_error *err)
     return -(int)(err->code ? err->code : SDO_INTERNAL);
 }
 
-/* Looks up a stored response: 1 replayed into *out, 0 none, < 0 error (INVALID_ARGUMENT when
- * the id was used for a different request). */
-static int replay(store *st, PGconn *c, const request_key *rk,
-                  const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out, sdo_error *err)
-{
-    if (!rk || !rk->request_id || !rk->request_id[0])
-        return 0;
-    char method[160];
-    unsigned char hash[32];
-    unsigned char *resp = NULL;
-    size_t len = 0;
-    int found =
-        store_request_lookup(st, c, rk->request_id, method, sizeof method, hash, &resp, &len, err);
-    if (found <= 0)
-        return found;
-    int rc = 1;
-    if (strcmp(method, rk->method) != 0 || memcmp(hash, rk->hash, 32) != 0) {
-        sdo_fail_field(err, "request_id",
-                       "request_id '%s' was already used for a different request; use a new "
-                       "request_id for a new request",
-                       rk->request_id);
-        sdo_error_reason(err, "REQUEST_ID_REUSED");
-        rc = -SDO_INVALID_ARGUMENT;
-    } else {
-        *out = protobuf_c_message_unpack(desc, NULL, len, resp);
-        if (!*out)
-            rc = sdo_fail(err, SDO_INTERNAL,
-                          "the stored response of request_id '%s' is "
-                          "unreadable",
-                          rk->request_id);
-    }
-    free(resp);
-    return rc;
-}
-
 /* Saves the response of a request inside the caller's transaction: 1 saved, 0 taken. */
 static int remember(store *st, PGconn *c, const request_key *rk, const ProtobufCMessage *resp,
                     sdo_error *err)
@@ -77,7 +42,8 @@ int tenants_create(store *st, const sdo_config *cfg, const secret_key *key,
     if (!c)
         return failed(err);
 
-    rc = replay(st, c, rk, &saasodoo__v1__operation__descriptor, (ProtobufCMessage **)out, err);
+    rc = store_request_replay(st, c, rk, &saasodoo__v1__operation__descriptor,
+                              (ProtobufCMessage **)out, err);
     if (rc != 0)
         goto out;
 
@@ -139,7 +105,8 @@ int tenants_create(store *st, const sdo_config *cfg, const secret_key *key,
     if (rc == 0) {
         store_rollback(c);
         /* Either a concurrent retry of this very request won, or the id is taken. */
-        rc = replay(st, c, rk, &saasodoo__v1__operation__descriptor, (ProtobufCMessage **)out, err);
+        rc = store_request_replay(st, c, rk, &saasodoo__v1__operation__descriptor,
+                                  (ProtobufCMessage **)out, err);
         if (rc != 0)
             goto out;
         if (store_tenant_get(st, c, in->tenant_id, false, &existing, err) == 0 &&
@@ -168,7 +135,7 @@ int tenants_create(store *st, const sdo_config *cfg, const secret_key *key,
         store_rollback(c);
         protobuf_c_message_free_unpacked(&(*out)->base, NULL);
         *out = NULL;
-        rc = replay(st, c, rk, &saasodoo__v1__operation__descriptor, &again, err);
+        rc = store_request_replay(st, c, rk, &saasodoo__v1__operation__descriptor, &again, err);
         if (rc == 1) {
             *out = (Saasodoo__V1__Operation *)again;
             rc = 0;
@@ -231,7 +198,8 @@ int tenants_update(store *st, const char *id, const char *etag, const char *disp
     PGconn *c = store_acquire(st, err);
     if (!c)
         return failed(err);
-    int rc = replay(st, c, rk, &saasodoo__v1__tenant__descriptor, (ProtobufCMessage **)out, err);
+    int rc = store_request_replay(st, c, rk, &saasodoo__v1__tenant__descriptor,
+                                  (ProtobufCMessage **)out, err);
     if (rc != 0)
         goto out;
     if ((rc = store_begin(st, c, err)) < 0)
@@ -349,7 +317,8 @@ int tenants_change(store *st, const secret_key *key, const tenant_change *in, co
     PGconn *c = store_acquire(st, err);
     if (!c)
         return failed(err);
-    int rc = replay(st, c, rk, &saasodoo__v1__operation__descriptor, (ProtobufCMessage **)out, err);
+    int rc = store_request_replay(st, c, rk, &saasodoo__v1__operation__descriptor,
+                                  (ProtobufCMessage **)out, err);
     if (rc != 0)
         goto out;
     if ((rc = store_begin(st, c, err)) < 0)

@@ -11,13 +11,6 @@
 #include "store/store.h"
 #include "util/secret.h"
 
-/* A client's request id and a digest of its request, for safe retries. */
-typedef struct request_key {
-    const char *request_id; /* "" or NULL: no idempotency */
-    const char *method;
-    unsigned char hash[32];
-} request_key;
-
 typedef struct tenant_create_input {
     const char *tenant_id;
     const char *display_name;
