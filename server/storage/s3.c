@@ -420,14 +420,20 @@ static void writer_free(storage_writer *w)
     free(w);
 }
 
-static storage_writer *s3_create(storage *base, const char *key, sdo_error *err)
+/* A handle for a request on key, after checking the key. */
+static CURL *key_handle(s3_storage *s, const char *key, sdo_error *err)
 {
-    s3_storage *s = (s3_storage *)base;
     if (!storage_key_ok(key)) {
         bad_key(s, key, err);
         return NULL;
     }
-    CURL *h = new_handle(s, err);
+    return new_handle(s, err);
+}
+
+static storage_writer *s3_create(storage *base, const char *key, sdo_error *err)
+{
+    s3_storage *s = (s3_storage *)base;
+    CURL *h = key_handle(s, key, err);
     if (!h)
         return NULL;
     storage_writer *w = sdo_calloc(1, sizeof *w);
@@ -635,11 +641,7 @@ static int head_object(s3_storage *s, CURL *h, const char *key, int64_t *size, c
 static storage_reader *s3_open(storage *base, const char *key, sdo_error *err)
 {
     s3_storage *s = (s3_storage *)base;
-    if (!storage_key_ok(key)) {
-        bad_key(s, key, err);
-        return NULL;
-    }
-    CURL *h = new_handle(s, err);
+    CURL *h = key_handle(s, key, err);
     if (!h)
         return NULL;
     storage_reader *r = sdo_calloc(1, sizeof *r);
