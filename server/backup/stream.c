@@ -568,39 +568,48 @@ static int finish_reader(tool *t, const char *what, int copy_rc, const sdo_error
     return rc;
 }
 
+/* Streams a part from storage into the standard input of a started-to-be tool (argv), hashing
+ * it on the way, and waits for the tool. A damaged part fails with DATA_LOSS before its end
+ * reaches the tool; what names the tool's work in a failure of its own. */
+static int feed_tool(tool *t, const char *const *argv, storage *stg, const char *key,
+                     const char *part, int64_t size, const char *sha256, const char *what,
+                     sdo_error *err)
+{
+    int pipefd[2] = {-1, -1};
+    int rc = stream_pipe(pipefd, err);
+    if (rc == 0)
+        rc = tool_start(t, argv, pipefd[0], -1, err);
+    if (pipefd[0] >= 0)
+        close(pipefd[0]);
+    if (rc < 0) {
+        if (pipefd[1] >= 0)
+            close(pipefd[1]);
+        return rc;
+    }
+    int copy_rc = object_to_fd(stg, key, pipefd[1], part, size, sha256, err);
+    sdo_error copy_err = *err;
+    close(pipefd[1]); /* end of input: the tool finishes (pg_restore commits or rolls back) */
+    return finish_reader(t, what, copy_rc, &copy_err, err);
+}
+
 int bk_restore_database(storage *stg, const char *key, const char *part, int64_t size,
                         const char *sha256, const server_rec *s, const char *db, const char *owner,
                         const char *bin_dir, sdo_error *err)
 {
     tool t;
-    int pipefd[2] = {-1, -1};
-    char *dbarg = NULL, *rolearg = NULL;
     int rc = tool_prepare(&t, bin_dir, "pg_restore", s, db, err);
-    if (rc < 0)
-        goto out;
-    if ((rc = stream_pipe(pipefd, err)) < 0)
-        goto out;
-    dbarg = concat("--dbname=", t.conninfo);
-    rolearg = concat("--role=", owner);
+    if (rc < 0) {
+        tool_free(&t);
+        return rc;
+    }
+    char *dbarg = concat("--dbname=", t.conninfo);
+    char *rolearg = concat("--role=", owner);
     const char *argv[] = {
         t.path,  "--no-owner", "--no-acl", "--no-tablespaces", "--single-transaction",
         rolearg, dbarg,        NULL};
-    if ((rc = tool_start(&t, argv, pipefd[0], -1, err)) < 0)
-        goto out;
-    close(pipefd[0]);
-    pipefd[0] = -1;
-    int copy_rc = object_to_fd(stg, key, pipefd[1], part, size, sha256, err);
-    sdo_error copy_err = *err;
-    close(pipefd[1]); /* end of input: pg_restore commits, or rolls back on a cut-short dump */
-    pipefd[1] = -1;
     char what[128];
     snprintf(what, sizeof what, "pg_restore into database '%s' failed", db);
-    rc = finish_reader(&t, what, copy_rc, &copy_err, err);
-out:
-    if (pipefd[0] >= 0)
-        close(pipefd[0]);
-    if (pipefd[1] >= 0)
-        close(pipefd[1]);
+    rc = feed_tool(&t, argv, stg, key, part, size, sha256, what, err);
     tool_free(&t);
     free(dbarg);
     free(rolearg);
@@ -719,29 +728,13 @@ int bk_untar(storage *stg, const char *key, const char *part, int64_t size, cons
              const char *dir, sdo_error *err)
 {
     tool t;
-    int pipefd[2] = {-1, -1};
     int rc = tool_prepare(&t, NULL, "tar", NULL, NULL, err);
-    if (rc < 0)
-        goto out;
-    if ((rc = stream_pipe(pipefd, err)) < 0)
-        goto out;
-    const char *argv[] = {"tar", "-C", dir, "-xf", "-", NULL};
-    if ((rc = tool_start(&t, argv, pipefd[0], -1, err)) < 0)
-        goto out;
-    close(pipefd[0]);
-    pipefd[0] = -1;
-    int copy_rc = object_to_fd(stg, key, pipefd[1], part, size, sha256, err);
-    sdo_error copy_err = *err;
-    close(pipefd[1]);
-    pipefd[1] = -1;
-    char what[PATH_MAX + 64];
-    snprintf(what, sizeof what, "extracting the filestore into %s failed", dir);
-    rc = finish_reader(&t, what, copy_rc, &copy_err, err);
-out:
-    if (pipefd[0] >= 0)
-        close(pipefd[0]);
-    if (pipefd[1] >= 0)
-        close(pipefd[1]);
+    if (rc == 0) {
+        const char *argv[] = {"tar", "-C", dir, "-xf", "-", NULL};
+        char what[PATH_MAX + 64];
+        snprintf(what, sizeof what, "extracting the filestore into %s failed", dir);
+        rc = feed_tool(&t, argv, stg, key, part, size, sha256, what, err);
+    }
     tool_free(&t);
     return rc;
 }
