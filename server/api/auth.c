@@ -11,7 +11,7 @@
 #include "util/log.h"
 
 /* "ipv4:127.0.0.1:5555" → "127.0.0.1"; "ipv6:[::1]:5555" → "::1". */
-void api_client_address(const char *peer, char *out, size_t outsz)
+static void peer_address(const char *peer, char *out, size_t outsz)
 {
     const char *p = strchr(peer, ':');
     p = p ? p + 1 : peer;
@@ -26,6 +26,30 @@ void api_client_address(const char *peer, char *out, size_t outsz)
     snprintf(out, outsz, "%.*s", (int)n, p);
 }
 
+void api_client_address(const rpc_ctx *ctx, char *out, size_t outsz)
+{
+    peer_address(ctx->peer, out, outsz);
+    if (strcmp(out, "127.0.0.1") != 0 && strcmp(out, "::1") != 0)
+        return;
+    /* A call from this machine may come through the REST gateway, which adds the address it
+     * was called from as the last entry of x-forwarded-for (earlier entries are whatever the
+     * client sent, and are not trusted). */
+    char fwd[512];
+    if (rpc_ctx_metadata(ctx, "x-forwarded-for", fwd, sizeof fwd) <= 0)
+        return;
+    const char *last = strrchr(fwd, ',');
+    last = last ? last + 1 : fwd;
+    while (*last == ' ')
+        last++;
+    size_t n = strcspn(last, " ");
+    bool ok = n > 0 && n < outsz;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (last[i] >= '0' && last[i] <= '9') || (last[i] >= 'a' && last[i] <= 'f') ||
+             (last[i] >= 'A' && last[i] <= 'F') || last[i] == '.' || last[i] == ':';
+    if (ok)
+        snprintf(out, outsz, "%.*s", (int)n, last);
+}
+
 static int limited(rpc_ctx *ctx, const char *what, int64_t retry_ms)
 {
     sdo_fail(&ctx->err, SDO_RESOURCE_EXHAUSTED, "too many requests from this %s; retry in %.1f s",
@@ -38,7 +62,7 @@ static void audit(rpc_ctx *ctx, int code)
 {
     sdo_app *app = ctx->app;
     char addr[96];
-    api_client_address(ctx->peer, addr, sizeof addr);
+    api_client_address(ctx, addr, sizeof addr);
     char who[200];
     if (ctx->api_key[0])
         snprintf(who, sizeof who, "%s/apiKeys/%s", ctx->principal, ctx->api_key);
@@ -73,7 +97,7 @@ static int access_request(rpc_ctx *ctx, const ProtobufCMessage *req)
     ratelimit *rl = identity_limits(app->id);
     int64_t now = sdo_mono_us(), retry = 0;
     char addr[96];
-    api_client_address(ctx->peer, addr, sizeof addr);
+    api_client_address(ctx, addr, sizeof addr);
     if (!ratelimit_take(rl, "addr", addr, cfg->ratelimit_address_rate, cfg->ratelimit_address_burst,
                         now, &retry))
         return limited(ctx, "client address", retry);

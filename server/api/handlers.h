@@ -18,7 +18,9 @@ int admin_list_audit_events(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufC
 /* The access interceptor (auth.c): rate limits, authentication, authorization, audit. */
 extern const rpc_interceptor api_access_interceptor;
 
-/* The client's address from a gRPC peer string ("ipv4:10.0.0.7:5555" → "10.0.0.7"). */
-void api_client_address(const char *peer, char *out, size_t outsz);
+/* The client's address: the peer's ("ipv4:10.0.0.7:5555" → "10.0.0.7"), or for a call from
+ * this machine through the REST gateway, the address the gateway was called from (the last
+ * entry of x-forwarded-for). */
+void api_client_address(const rpc_ctx *ctx, char *out, size_t outsz);
 
 #endif

@@ -116,7 +116,7 @@ static int sign_in(rpc_ctx *ctx, const ProtobufCMessage *msg, ProtobufCMessage *
     const sdo_config *cfg = app->cfg;
     ratelimit *rl = identity_limits(app->id);
     char addr[96], account[260];
-    api_client_address(ctx->peer, addr, sizeof addr);
+    api_client_address(ctx, addr, sizeof addr);
     snprintf(account, sizeof account, "%s", req->email);
     for (char *q = account; *q; q++)
         if (*q >= 'A' && *q <= 'Z')

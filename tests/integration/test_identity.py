@@ -372,3 +372,23 @@ def test_eddsa_tokens(workdir, pg):
         assert me(srv, s.access_token).name == s.user.name
     finally:
         srv.stop()
+
+
+def test_client_address_through_the_gateway(server, parked_operations):
+    """From this machine, the last x-forwarded-for entry (what the REST gateway adds) is the
+    client's address in the audit log; entries a client sent before it are not trusted."""
+    s = server.sign_up()
+    tenants = server.stub(tenant_pb2_grpc.TenantServiceStub, token=s.access_token)
+    tid = unique_id("fwd")
+    tenants.CreateTenant(tenant_pb2.CreateTenantRequest(
+        tenant_id=tid, tenant=tenant_pb2.Tenant(plan="plans/basic")), timeout=10,
+        metadata=[("x-forwarded-for", "6.6.6.6, 203.0.113.9")])
+    bad = unique_id("fwd")
+    tenants.CreateTenant(tenant_pb2.CreateTenantRequest(
+        tenant_id=bad, tenant=tenant_pb2.Tenant(plan="plans/basic")), timeout=10,
+        metadata=[("x-forwarded-for", "not an address")])
+    events = {e.target: e.client_address for e in support.admin_stub(server).ListAuditEvents(
+        admin_pb2.ListAuditEventsRequest(filter=f'principal = "{s.user.name}"'),
+        timeout=10).audit_events}
+    assert events[f"tenants/{tid}"] == "203.0.113.9"
+    assert events[f"tenants/{bad}"] == "127.0.0.1"
