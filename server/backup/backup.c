@@ -374,46 +374,6 @@ static int failed(sdo_error *err)
     return -(int)(err->code ? err->code : SDO_INTERNAL);
 }
 
-/* Saves the response in the caller's transaction; ABORTED when the id was taken meanwhile. */
-static int remember(store *st, PGconn *c, const request_key *rk, Saasodoo__V1__Operation *op,
-                    sdo_error *err)
-{
-    if (!rk || !rk->request_id || !rk->request_id[0])
-        return 0;
-    size_t len = protobuf_c_message_get_packed_size(&op->base);
-    unsigned char *buf = sdo_malloc(len);
-    protobuf_c_message_pack(&op->base, buf);
-    int rc = store_request_save(st, c, rk->request_id, rk->method, rk->hash, buf, len, err);
-    free(buf);
-    if (rc == 0)
-        return sdo_fail(err, SDO_ABORTED, "request_id '%s' is being used by a concurrent request",
-                        rk->request_id);
-    return rc < 0 ? rc : 0;
-}
-
-static const char *kind_name(Saasodoo__V1__Operation__Kind k)
-{
-    const ProtobufCEnumValue *v =
-        protobuf_c_enum_descriptor_get_value(&saasodoo__v1__operation__kind__descriptor, (int)k);
-    return v ? v->name : "UNKNOWN";
-}
-
-/* FAILED_PRECONDITION when an operation runs on target. */
-static int check_idle(store *st, PGconn *c, const char *target, sdo_error *err)
-{
-    Saasodoo__V1__Operation *running = NULL;
-    int rc = store_op_running_on(st, c, target, &running, err);
-    if (rc == 1) {
-        rc = sdo_fail(err, SDO_FAILED_PRECONDITION,
-                      "tenant '%s' has operation '%s' (%s) running; wait for it to finish or "
-                      "cancel it",
-                      target, running->name, kind_name(running->kind));
-        sdo_error_reason(err, "OPERATION_RUNNING");
-        protobuf_c_message_free_unpacked(&running->base, NULL);
-    }
-    return rc;
-}
-
 static void new_backup_id(char out[64])
 {
     time_t t = (time_t)(backup_now_us() / 1000000);
@@ -423,36 +383,6 @@ static void new_backup_id(char out[64])
     sdo_uuid4(uuid);
     snprintf(out, 64, "%04d%02d%02d-%02d%02d%02d-%.6s", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, uuid);
-}
-
-static const char *tenant_state_name(Saasodoo__V1__Tenant__State s)
-{
-    const ProtobufCEnumValue *v =
-        protobuf_c_enum_descriptor_get_value(&saasodoo__v1__tenant__state__descriptor, (int)s);
-    return v ? v->name : "UNKNOWN";
-}
-
-/* Inserts the operation and remembers the response, in the caller's transaction. */
-static int record_op(store *st, PGconn *c, const char *kind, const char *target, const char *params,
-                     const char *requester, const request_key *rk, Saasodoo__V1__Operation **out,
-                     sdo_error *err)
-{
-    char opid[37];
-    sdo_uuid4(opid);
-    op_row op = {
-        .id = opid,
-        .kind = kind,
-        .target = target,
-        .state = "PENDING",
-        .step = "waiting to start",
-        .requester = requester ? requester : "",
-        .request_id = rk && rk->request_id ? rk->request_id : "",
-        .params_json = params,
-    };
-    int rc = store_op_insert(st, c, &op, out, err);
-    if (rc == 0)
-        rc = remember(st, c, rk, *out, err);
-    return rc;
 }
 
 static void drop_op(Saasodoo__V1__Operation **out)
@@ -484,7 +414,7 @@ int backup_create(store *st, const sdo_config *cfg, const backup_request *in, co
         t->state != SAASODOO__V1__TENANT__STATE__SUSPENDED) {
         rc = sdo_fail(err, SDO_FAILED_PRECONDITION,
                       "tenant '%s' is %s; only ACTIVE or SUSPENDED tenants can be backed up",
-                      target, tenant_state_name(t->state));
+                      target, store_enum_name(&saasodoo__v1__tenant__state__descriptor, t->state));
         sdo_error_reason(err, "TENANT_STATE");
         goto rollback;
     }
@@ -497,7 +427,7 @@ int backup_create(store *st, const sdo_config *cfg, const backup_request *in, co
         sdo_error_reason(err, "TENANT_STATE");
         goto rollback;
     }
-    if ((rc = check_idle(st, c, target, err)) != 0)
+    if ((rc = store_op_check_idle(st, c, target, err)) != 0)
         goto rollback;
     if (in->slot) {
         rc = store_backup_slot_take(st, c, in->tenant_id, in->slot, err);
@@ -528,7 +458,8 @@ int backup_create(store *st, const sdo_config *cfg, const backup_request *in, co
                    "{\"variant\": \"create\", \"backup\": \"%s\", \"" OP_RESULT_PARAM
                    "\": \"tenants/%s/backups/%s\"}",
                    id, in->tenant_id, id);
-    if ((rc = record_op(st, c, "BACKUP", target, params.data, in->requester, rk, out, err)) < 0)
+    if ((rc = store_op_record(st, c, "BACKUP", target, params.data, in->requester, rk, out, err)) <
+        0)
         goto rollback;
     if ((rc = store_commit(st, c, err)) == 0)
         log_info("msg=\"backup recorded\" tenant=%s backup=%s trigger=%s operation=%s",
@@ -572,12 +503,12 @@ int backup_delete(store *st, const char *tenant, const char *id, const char *req
         sdo_error_reason(err, "BACKUP_STATE");
         goto rollback;
     }
-    if ((rc = check_idle(st, c, target, err)) != 0)
+    if ((rc = store_op_check_idle(st, c, target, err)) != 0)
         goto rollback;
     if ((rc = store_backup_set_state(st, c, tenant, id, NULL, "DELETING", NULL, err)) < 0)
         goto rollback;
     sdo_buf_printf(&params, "{\"variant\": \"delete\", \"backup\": \"%s\"}", id);
-    if ((rc = record_op(st, c, "BACKUP", target, params.data, requester, rk, out, err)) < 0)
+    if ((rc = store_op_record(st, c, "BACKUP", target, params.data, requester, rk, out, err)) < 0)
         goto rollback;
     rc = store_commit(st, c, err);
     goto out;
@@ -631,11 +562,12 @@ int backup_restore(store *st, const sdo_config *cfg, const char *tenant, const c
                           "tenant 'tenants/%s' is %s; a backup is restored in place only into "
                           "an ACTIVE tenant (or restore it into a new tenant with "
                           "target_tenant_id)",
-                          tenant, tenant_state_name(src->state));
+                          tenant,
+                          store_enum_name(&saasodoo__v1__tenant__state__descriptor, src->state));
             sdo_error_reason(err, "TENANT_STATE");
             goto rollback;
         }
-        if ((rc = check_idle(st, c, target, err)) != 0)
+        if ((rc = store_op_check_idle(st, c, target, err)) != 0)
             goto rollback;
     } else {
         /* The source tenant may be gone; its backup still tells the plan and version. */
@@ -684,7 +616,7 @@ int backup_restore(store *st, const sdo_config *cfg, const char *tenant, const c
     }
     sdo_buf_printf(&params, "{\"variant\": \"%s\", \"source_tenant\": \"%s\", \"backup\": \"%s\"}",
                    in_place ? "in_place" : "new_tenant", tenant, id);
-    if ((rc = record_op(st, c, "RESTORE", target, params.data, requester, rk, out, err)) < 0)
+    if ((rc = store_op_record(st, c, "RESTORE", target, params.data, requester, rk, out, err)) < 0)
         goto rollback;
     if ((rc = store_commit(st, c, err)) == 0)
         log_info("msg=\"restore recorded\" tenant=%s backup=%s into=%s operation=%s", tenant, id,

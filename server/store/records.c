@@ -575,6 +575,67 @@ int store_request_replay(store *st, PGconn *c, const request_key *rk,
     return rc;
 }
 
+int store_request_remember(store *st, PGconn *c, const request_key *rk,
+                           const ProtobufCMessage *resp, sdo_error *err)
+{
+    if (!rk || !rk->request_id || !rk->request_id[0])
+        return 1;
+    size_t len = protobuf_c_message_get_packed_size(resp);
+    unsigned char *buf = sdo_malloc(len);
+    protobuf_c_message_pack(resp, buf);
+    int rc = store_request_save(st, c, rk->request_id, rk->method, rk->hash, buf, len, err);
+    free(buf);
+    return rc;
+}
+
+int store_op_record(store *st, PGconn *c, const char *kind, const char *target,
+                    const char *params_json, const char *requester, const request_key *rk,
+                    Saasodoo__V1__Operation **out, sdo_error *err)
+{
+    char opid[37];
+    sdo_uuid4(opid);
+    op_row op = {
+        .id = opid,
+        .kind = kind,
+        .target = target,
+        .state = "PENDING",
+        .step = "waiting to start",
+        .requester = requester ? requester : "",
+        .request_id = rk && rk->request_id ? rk->request_id : "",
+        .params_json = params_json,
+    };
+    int rc = store_op_insert(st, c, &op, out, err);
+    if (rc < 0)
+        return rc;
+    rc = store_request_remember(st, c, rk, &(*out)->base, err);
+    if (rc == 0)
+        return sdo_fail(err, SDO_ABORTED, "request_id '%s' is being used by a concurrent request",
+                        rk->request_id);
+    return rc < 0 ? rc : 0;
+}
+
+int store_op_check_idle(store *st, PGconn *c, const char *target, sdo_error *err)
+{
+    Saasodoo__V1__Operation *running = NULL;
+    int rc = store_op_running_on(st, c, target, &running, err);
+    if (rc == 1) {
+        rc = sdo_fail(err, SDO_FAILED_PRECONDITION,
+                      "tenant '%s' has operation '%s' (%s) running; wait for it to finish or "
+                      "cancel it",
+                      target, running->name,
+                      store_enum_name(&saasodoo__v1__operation__kind__descriptor, running->kind));
+        sdo_error_reason(err, "OPERATION_RUNNING");
+        protobuf_c_message_free_unpacked(&running->base, NULL);
+    }
+    return rc;
+}
+
+const char *store_enum_name(const ProtobufCEnumDescriptor *d, int value)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(d, value);
+    return v ? v->name : "UNKNOWN";
+}
+
 int store_request_lookup(store *st, PGconn *c, const char *request_id, char *method,
                          size_t methodsz, unsigned char hash[32], unsigned char **response,
                          size_t *response_len, sdo_error *err)

@@ -141,6 +141,22 @@ int store_request_lookup(store *st, PGconn *c, const char *request_id, char *met
 int store_request_save(store *st, PGconn *c, const char *request_id, const char *method,
                        const unsigned char hash[32], const unsigned char *response,
                        size_t response_len, sdo_error *err);
+/* Saves the response of rk's request in the caller's transaction: 1 saved (or no request
+ * id), 0 when the id was taken meanwhile by another request. */
+int store_request_remember(store *st, PGconn *c, const request_key *rk,
+                           const ProtobufCMessage *resp, sdo_error *err);
+/* Inserts a PENDING operation (kind, target, params JSON, requester) and remembers it as the
+ * response of rk's request, in the caller's transaction; ABORTED when the request id was
+ * taken meanwhile. */
+int store_op_record(store *st, PGconn *c, const char *kind, const char *target,
+                    const char *params_json, const char *requester, const request_key *rk,
+                    Saasodoo__V1__Operation **out, sdo_error *err);
+/* FAILED_PRECONDITION (reason OPERATION_RUNNING, naming it) when an operation runs on the
+ * tenant target; 0 when none does. */
+int store_op_check_idle(store *st, PGconn *c, const char *target, sdo_error *err);
+/* The name of an enum value ("ACTIVE"), or "UNKNOWN". */
+const char *store_enum_name(const ProtobufCEnumDescriptor *d, int value);
+
 /* Forgets responses older than hours. */
 int store_request_prune(store *st, int hours, sdo_error *err);
 

@@ -14,20 +14,6 @@ static int failed(sdo_error *err)
     return -(int)(err->code ? err->code : SDO_INTERNAL);
 }
 
-/* Saves the response of a request inside the caller's transaction: 1 saved, 0 taken. */
-static int remember(store *st, PGconn *c, const request_key *rk, const ProtobufCMessage *resp,
-                    sdo_error *err)
-{
-    if (!rk || !rk->request_id || !rk->request_id[0])
-        return 1;
-    size_t len = protobuf_c_message_get_packed_size(resp);
-    unsigned char *buf = sdo_malloc(len);
-    protobuf_c_message_pack(resp, buf);
-    int rc = store_request_save(st, c, rk->request_id, rk->method, rk->hash, buf, len, err);
-    free(buf);
-    return rc;
-}
-
 int tenants_create(store *st, const sdo_config *cfg, const secret_key *key,
                    const tenant_create_input *in, const request_key *rk,
                    Saasodoo__V1__Operation **out, sdo_error *err)
@@ -129,7 +115,7 @@ int tenants_create(store *st, const sdo_config *cfg, const secret_key *key,
     rc = store_op_insert(st, c, &op, out, err);
     if (rc < 0)
         goto rollback;
-    rc = remember(st, c, rk, &(*out)->base, err);
+    rc = store_request_remember(st, c, rk, &(*out)->base, err);
     if (rc == 0) {
         /* The request id was taken meanwhile by a different request. */
         store_rollback(c);
@@ -223,7 +209,7 @@ int tenants_update(store *st, const char *id, const char *etag, const char *disp
         rc = sdo_fail(err, SDO_ABORTED, "tenant 'tenants/%s' changed meanwhile; retry", id);
     if (rc < 0)
         goto rollback;
-    rc = remember(st, c, rk, &(*out)->base, err);
+    rc = store_request_remember(st, c, rk, &(*out)->base, err);
     if (rc == 0)
         rc = sdo_fail(err, SDO_ABORTED, "request_id '%s' is being used by a concurrent request",
                       rk->request_id);
@@ -259,13 +245,6 @@ int tenants_list(store *st, const tenant_query *q, Saasodoo__V1__Tenant ***out, 
     return rc;
 }
 
-static const char *state_name(Saasodoo__V1__Tenant__State s)
-{
-    const ProtobufCEnumValue *v =
-        protobuf_c_enum_descriptor_get_value(&saasodoo__v1__tenant__state__descriptor, (int)s);
-    return v ? v->name : "UNKNOWN";
-}
-
 static const char *kind_verb(const char *kind)
 {
     if (strcmp(kind, "SUSPEND_TENANT") == 0)
@@ -298,18 +277,10 @@ static bool change_allowed(const char *kind, Saasodoo__V1__Tenant__State st, con
     return st == SAASODOO__V1__TENANT__STATE__ACTIVE;
 }
 
-static const char *op_kind_name(Saasodoo__V1__Operation__Kind k)
-{
-    const ProtobufCEnumValue *v =
-        protobuf_c_enum_descriptor_get_value(&saasodoo__v1__operation__kind__descriptor, (int)k);
-    return v ? v->name : "UNKNOWN";
-}
-
 int tenants_change(store *st, const secret_key *key, const tenant_change *in, const request_key *rk,
                    Saasodoo__V1__Operation **out, sdo_error *err)
 {
     Saasodoo__V1__Tenant *cur = NULL;
-    Saasodoo__V1__Operation *running = NULL;
     sdo_buf params = {0};
     char target[64];
     snprintf(target, sizeof target, "tenants/%s", in->tenant_id);
@@ -325,22 +296,14 @@ int tenants_change(store *st, const secret_key *key, const tenant_change *in, co
         goto out;
     if ((rc = store_tenant_get(st, c, in->tenant_id, true, &cur, err)) < 0)
         goto rollback;
-    rc = store_op_running_on(st, c, target, &running, err);
-    if (rc < 0)
+    if ((rc = store_op_check_idle(st, c, target, err)) != 0)
         goto rollback;
-    if (rc == 1) {
-        rc = sdo_fail(err, SDO_FAILED_PRECONDITION,
-                      "tenant '%s' has operation '%s' (%s) running; wait for it to finish or "
-                      "cancel it",
-                      target, running->name, op_kind_name(running->kind));
-        sdo_error_reason(err, "OPERATION_RUNNING");
-        goto rollback;
-    }
     const char *need = "";
     if (!change_allowed(in->kind, cur->state, &need)) {
         rc = sdo_fail(err, SDO_FAILED_PRECONDITION,
                       "tenant '%s' is %s; it can only be %s when it is %s", target,
-                      state_name(cur->state), kind_verb(in->kind), need);
+                      store_enum_name(&saasodoo__v1__tenant__state__descriptor, cur->state),
+                      kind_verb(in->kind), need);
         sdo_error_reason(err, "TENANT_STATE");
         goto rollback;
     }
@@ -407,30 +370,13 @@ int tenants_change(store *st, const secret_key *key, const tenant_change *in, co
     if (strcmp(in->kind, "SUSPEND_TENANT") == 0 && in->reason && in->reason[0] &&
         (rc = store_tenant_set_state(st, c, in->tenant_id, NULL, "ACTIVE", in->reason, err)) < 0)
         goto rollback;
-    char opid[37];
-    sdo_uuid4(opid);
-    op_row op = {
-        .id = opid,
-        .kind = in->kind,
-        .target = target,
-        .state = "PENDING",
-        .step = "waiting to start",
-        .requester = in->requester,
-        .request_id = rk && rk->request_id ? rk->request_id : "",
-        .params_json = params.data,
-    };
-    if ((rc = store_op_insert(st, c, &op, out, err)) < 0)
-        goto rollback;
-    rc = remember(st, c, rk, &(*out)->base, err);
-    if (rc == 0)
-        rc = sdo_fail(err, SDO_ABORTED, "request_id '%s' is being used by a concurrent request",
-                      rk->request_id);
-    if (rc < 0)
+    if ((rc = store_op_record(st, c, in->kind, target, params.data, in->requester, rk, out, err)) <
+        0)
         goto rollback;
     rc = store_commit(st, c, err);
     if (rc == 0)
         log_info("msg=\"tenant change recorded\" tenant=%s kind=%s operation=%s", in->tenant_id,
-                 in->kind, opid);
+                 in->kind, (*out)->name);
     goto out;
 rollback:
     store_rollback(c);
@@ -445,7 +391,5 @@ out:
     sdo_buf_free(&params);
     if (cur)
         protobuf_c_message_free_unpacked(&cur->base, NULL);
-    if (running)
-        protobuf_c_message_free_unpacked(&running->base, NULL);
     return rc;
 }
